@@ -1,0 +1,231 @@
+"""Sliding windows ``T_in -> T_out`` and chronological splits."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from .core import SpatioTemporalDataset
+from .scaler import StandardScaler
+
+#: Standard split ratios (train, val, test) per dataset family.
+SPLIT_RATIOS = {"metr-la": (0.7, 0.1, 0.2), "pems-bay": (0.7, 0.1, 0.2), "los-loop": (0.7, 0.1, 0.2),
+                "pems04": (0.6, 0.2, 0.2), "pems08": (0.6, 0.2, 0.2)}
+
+
+def num_windows(num_steps: int, t_in: int, t_out: int, stride: int = 1) -> int:
+    """Number of windows of ``t_in + t_out`` steps that fit in ``num_steps`` with ``stride``."""
+    span = t_in + t_out
+    return 0 if num_steps < span else (num_steps - span) // stride + 1
+
+
+class WindowDataset(Dataset):
+    """Windows over one split, served batched as ``x [B, T_in, N, F_in]``, ``y [B, T_out, N, F_out]``.
+
+    ``x`` holds the normalised inputs (plus time features if asked for), ``y`` the raw
+    targets on the original scale. Items are ``(x, y)`` with the batch dimension dropped;
+    :meth:`batch` gathers many windows at once (much faster than a collate loop).
+
+    Args:
+        inputs (Tensor): Normalised input series ``[T, N, F_in]`` (shared by all splits).
+        targets (Tensor): Raw target series ``[T, N, F_out]``.
+        starts (LongTensor): First step of each window of this split.
+        t_in (int): Input length.
+        t_out (int): Horizon.
+        edge_index (LongTensor): Graph for :meth:`to_data`.
+        edge_weight (Tensor): Edge weights for :meth:`to_data`.
+        pos (Tensor, optional): ``[N, 2]`` coordinates.
+        sensor_id (list[str], optional): Sensor ids.
+    """
+
+    def __init__(self, inputs: Tensor, targets: Tensor, starts: Tensor, t_in: int, t_out: int,
+                 edge_index: Tensor, edge_weight: Tensor, pos: Optional[Tensor] = None,
+                 sensor_id: Optional[Sequence[str]] = None) -> None:
+        self.inputs = inputs
+        self.targets = targets
+        self.starts = starts.to(torch.long)
+        self.t_in = int(t_in)
+        self.t_out = int(t_out)
+        self.edge_index = edge_index
+        self.edge_weight = edge_weight
+        self.pos = pos
+        self.sensor_id = list(sensor_id) if sensor_id is not None else None
+        self._ar_in = torch.arange(self.t_in)
+        self._ar_out = torch.arange(self.t_in, self.t_in + self.t_out)
+
+    def __len__(self) -> int:
+        return self.starts.numel()
+
+    @property
+    def num_nodes(self) -> int:
+        return self.inputs.size(1)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        n = len(self)
+        if not -n <= int(i) < n:
+            raise IndexError(f"window index {i} out of range for {n} windows")
+        s = int(self.starts[i])
+        return self.inputs[s:s + self.t_in], self.targets[s + self.t_in:s + self.t_in + self.t_out]
+
+    def batch(self, index: Tensor | Sequence[int]) -> tuple[Tensor, Tensor]:
+        """Returns ``(x [B, T_in, N, F_in], y [B, T_out, N, F_out])`` for window indices ``index``."""
+        idx = torch.as_tensor(index, dtype=torch.long).reshape(-1)
+        if idx.numel() and (int(idx.min()) < -len(self) or int(idx.max()) >= len(self)):
+            raise IndexError(f"`index` must lie in [0, {len(self)}), got min {int(idx.min())} max {int(idx.max())}")
+        s = self.starts[idx].unsqueeze(1)
+        return self.inputs[s + self._ar_in], self.targets[s + self._ar_out]
+
+    def tensors(self) -> tuple[Tensor, Tensor]:
+        """All windows of the split at once (memory: ``len * (T_in + T_out) * N * F``)."""
+        return self.batch(torch.arange(len(self)))
+
+    def to_data(self, i: int):
+        """Window ``i`` as a node-first PyG :class:`~torch_geometric.data.Data` (``x [N, T_in, F]``)."""
+        from torch_geometric.data import Data
+
+        x, y = self[i]
+        data = Data(x=x.permute(1, 0, 2).contiguous(), y=y.permute(1, 0, 2).contiguous(),
+                    edge_index=self.edge_index, edge_weight=self.edge_weight, num_nodes=self.num_nodes)
+        if self.pos is not None:
+            data.pos = self.pos
+        if self.sensor_id is not None:
+            data.sensor_id = list(self.sensor_id)
+        return data
+
+    def __repr__(self) -> str:
+        return f"WindowDataset(windows={len(self)}, nodes={self.num_nodes}, t_in={self.t_in}, t_out={self.t_out})"
+
+
+@dataclass
+class ForecastSplits:
+    """Train/val/test windows of one dataset plus the scaler fitted on the training part."""
+
+    dataset: SpatioTemporalDataset
+    train: WindowDataset
+    val: WindowDataset
+    test: WindowDataset
+    scaler: StandardScaler
+    t_in: int
+    t_out: int
+    target_features: tuple
+    time_features: bool
+
+    @property
+    def edge_index(self) -> Tensor:
+        return self.dataset.edge_index
+
+    @property
+    def edge_weight(self) -> Tensor:
+        return self.dataset.edge_weight
+
+    @property
+    def num_nodes(self) -> int:
+        return self.dataset.num_nodes
+
+    @property
+    def null_value(self) -> Optional[float]:
+        return self.dataset.null_value
+
+    @property
+    def in_features(self) -> int:
+        return self.train.inputs.size(-1)
+
+    @property
+    def out_features(self) -> int:
+        return len(self.target_features)
+
+    @property
+    def train_steps(self) -> int:
+        """Number of leading steps that belong to the training split (scaler data)."""
+        return int(self.train.starts[-1]) + self.t_in + self.t_out
+
+    def __repr__(self) -> str:
+        return (f"ForecastSplits({self.dataset.name!r}, train={len(self.train)}, val={len(self.val)}, "
+                f"test={len(self.test)}, nodes={self.num_nodes}, t_in={self.t_in}, t_out={self.t_out})")
+
+
+def time_feature_channels(num_steps: int, interval_minutes: int, start=None) -> Tensor:
+    """``[T, 2]``: time of day in [0, 1) and day of week / 7 (start taken as Monday 00:00 if unknown)."""
+    offset_min = 0.0
+    dow0 = 0
+    if start is not None:
+        offset_min = start.hour * 60 + start.minute + start.second / 60
+        dow0 = start.weekday()
+    minutes = offset_min + torch.arange(num_steps, dtype=torch.float64) * interval_minutes
+    tod = (minutes % 1440) / 1440
+    dow = ((minutes // 1440 + dow0) % 7) / 7
+    return torch.stack([tod, dow], dim=1).to(torch.float32)
+
+
+def prepare(dataset: SpatioTemporalDataset, t_in: int = 12, t_out: int = 12, stride: int = 1,
+            ratios: Sequence[float] = (0.7, 0.1, 0.2), time_features: bool = False,
+            target_features: Sequence[int] = (0,), scaler: Optional[StandardScaler] = None,
+            per_node_scaler: bool = False) -> ForecastSplits:
+    """Chronological train/val/test windows with a scaler fitted on the training part only.
+
+    Windows are counted over the whole series, split by ``ratios`` in time order, and the
+    first ``ceil(t_out / stride) - 1`` windows of val and of test are dropped so that no
+    target step belongs to two splits.
+
+    Args:
+        dataset (SpatioTemporalDataset): The series and graph.
+        t_in (int, optional): Input steps (default: ``12``).
+        t_out (int, optional): Forecast horizon (default: ``12``).
+        stride (int, optional): Steps between window starts (default: ``1``).
+        ratios (tuple, optional): Train, val, test fractions summing to 1 (default: ``(0.7, 0.1, 0.2)``).
+        time_features (bool, optional): Append time of day and day of week (default: :obj:`False`).
+        target_features (tuple, optional): Features forecast (default: ``(0,)``).
+        scaler (StandardScaler, optional): A scaler fitted elsewhere (e.g. on the full
+            network before sensors were removed); fitted on the training steps if :obj:`None`.
+        per_node_scaler (bool, optional): Fit statistics per sensor (default: :obj:`False`).
+    """
+    for name, v in (("t_in", t_in), ("t_out", t_out), ("stride", stride)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"`{name}` must be a positive integer, got {v!r}")
+    ratios = tuple(float(r) for r in ratios)
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6 or ratios[0] <= 0:
+        raise ValueError(f"`ratios` must be three non-negative fractions (train > 0) summing to 1, got {ratios}")
+    F = dataset.num_features
+    tf = tuple(int(f) for f in target_features)
+    if not tf or any(f < 0 or f >= F for f in tf):
+        raise ValueError(f"`target_features` must name features in 0..{F - 1}, got {tf}")
+    n = num_windows(dataset.num_steps, t_in, t_out, stride)
+    gap = math.ceil(t_out / stride) - 1
+    n_train = int(round(ratios[0] * n))
+    n_test = int(round(ratios[2] * n))
+    n_val = n - n_train - n_test
+    if n < 3 or n_train < 1 or (ratios[1] > 0 and n_val - gap < 1) or (ratios[2] > 0 and n_test - gap < 1):
+        raise ValueError(
+            f"`dataset` has T = {dataset.num_steps} steps, too short for {t_in} -> {t_out} windows split {ratios} "
+            f"(only {n} windows; each non-empty split needs more than {gap} windows)"
+        )
+    w = torch.arange(n)
+    train_w = w[:n_train]
+    val_w = w[n_train + gap:n_train + n_val] if ratios[1] > 0 else w[:0]
+    test_w = w[n_train + n_val + gap:] if ratios[2] > 0 else w[:0]
+
+    series = dataset.series
+    train_end = int(train_w[-1]) * stride + t_in + t_out
+    if scaler is None:
+        scaler = StandardScaler.fit(series[:train_end], dataset.null_value, per_node=per_node_scaler)
+    else:
+        if scaler.mean.size(-1) != F:
+            raise ValueError(f"`scaler` has {scaler.mean.size(-1)} features, the dataset {F}")
+        if scaler.per_node and scaler.mean.size(0) != dataset.num_nodes:
+            raise ValueError(f"`scaler` is per-sensor for {scaler.mean.size(0)} sensors, the dataset has {dataset.num_nodes}")
+    inputs = scaler.transform(series)
+    if time_features:
+        tfc = time_feature_channels(dataset.num_steps, dataset.interval_minutes, dataset.start)
+        inputs = torch.cat([inputs, tfc[:, None, :].expand(-1, dataset.num_nodes, -1)], dim=-1)
+    targets = series[..., list(tf)]
+
+    def make(ws: Tensor) -> WindowDataset:
+        return WindowDataset(inputs, targets, ws * stride, t_in, t_out, dataset.edge_index,
+                             dataset.edge_weight, dataset.pos, dataset.sensor_id)
+
+    return ForecastSplits(dataset, make(train_w), make(val_w), make(test_w), scaler, t_in, t_out, tf, time_features)
