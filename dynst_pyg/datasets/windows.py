@@ -114,6 +114,20 @@ class ForecastSplits:
     t_out: int
     target_features: tuple
     time_features: bool
+    stride: int = 1
+    ratios: tuple = (0.7, 0.1, 0.2)
+    per_node_scaler: bool = False
+
+    def reprepare(self, dataset: SpatioTemporalDataset, scaler: Optional[StandardScaler] = None) -> "ForecastSplits":
+        """The same windowing and split of another dataset over the same steps (e.g. a sensor subset).
+
+        ``scaler`` defaults to this split's scaler, so normalisation stays the one fitted
+        on the full training split (restricted to the kept sensors when it is per-sensor).
+        """
+        if dataset.num_steps != self.dataset.num_steps:
+            raise ValueError(f"`dataset` has {dataset.num_steps} steps, expected {self.dataset.num_steps}")
+        return prepare(dataset, self.t_in, self.t_out, self.stride, self.ratios, self.time_features,
+                       self.target_features, self.scaler if scaler is None else scaler, self.per_node_scaler)
 
     @property
     def edge_index(self) -> Tensor:
@@ -228,4 +242,5 @@ def prepare(dataset: SpatioTemporalDataset, t_in: int = 12, t_out: int = 12, str
         return WindowDataset(inputs, targets, ws * stride, t_in, t_out, dataset.edge_index,
                              dataset.edge_weight, dataset.pos, dataset.sensor_id)
 
-    return ForecastSplits(dataset, make(train_w), make(val_w), make(test_w), scaler, t_in, t_out, tf, time_features)
+    return ForecastSplits(dataset, make(train_w), make(val_w), make(test_w), scaler, t_in, t_out, tf, time_features,
+                          stride, ratios, per_node_scaler)
