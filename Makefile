@@ -9,7 +9,7 @@ demo: install
 	.venv/bin/dynst-pyg datasets
 
 test: install
-	.venv/bin/python -m pytest -q
+	OPENBLAS_NUM_THREADS=1 .venv/bin/python -m pytest -q
 
 clean:
 	rm -rf .venv build *.egg-info .pytest_cache .hypothesis

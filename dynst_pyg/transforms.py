@@ -1,0 +1,345 @@
+r"""The :class:`DynSTMask` transform: pruned sensors leave the graph.
+
+.. code-block:: python
+
+    import torch_geometric.transforms as T
+    from dynst_pyg import DynSTMask, SensorMask
+
+    mask = SensorMask.load("mask.json")
+    transform = T.Compose([DynSTMask(mask, reconnect="kron")])
+    small = transform(data)          # Data with K nodes, small.n_id = original ids
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch_geometric.data import Data, HeteroData
+from torch_geometric.data.datapipes import functional_transform
+from torch_geometric.transforms import BaseTransform
+from torch_geometric.utils import subgraph as pyg_subgraph
+
+from dynst_pyg.mask import SensorMask, _to_index_tensor
+from dynst_pyg.subgraph import RECONNECT_MODES, induced_subgraph
+
+__all__ = ["DynSTMask"]
+
+MaskLike = Union[SensorMask, Tensor, np.ndarray, Sequence[int], str, "os.PathLike[str]"]
+
+#: Node-level attributes recognised by name. They must be node-first (``[N, ...]``),
+#: and are sliced on dim 0 only, even when another axis also has length ``N``.
+NODE_KEYS = ("x", "y", "pos", "sensor_id", "n_id", "node_index", "train_mask", "val_mask", "test_mask")
+#: Per-node scaler statistics (``[N, F]``); sliced when their first axis has length
+#: ``N`` and they are 2-D, left alone otherwise (global ``[F]`` statistics).
+STAT_KEYS = ("mean", "std", "scaler_mean", "scaler_std", "x_mean", "x_std", "y_mean", "y_std")
+#: Attributes recognised by name as graph-level (never sliced).
+GRAPH_KEYS = ("num_nodes", "t", "time", "timestamp", "time_index", "window", "window_index", "idx",
+              "sample_index", "interval_minutes", "null_value", "name")
+#: Edge-level attributes recognised by name.
+EDGE_KEYS = ("edge_index", "edge_weight", "edge_attr", "edge_type", "edge_label")
+
+
+@functional_transform("dynst_mask")
+class DynSTMask(BaseTransform):
+    r"""Removes pruned sensors from a graph (functional name: :obj:`dynst_mask`).
+
+    Keeps the sensors selected by a :class:`~dynst_pyg.mask.SensorMask` and builds the
+    induced subgraph on them, optionally reconnecting kept sensors that were linked
+    only through pruned ones (see :func:`~dynst_pyg.subgraph.induced_subgraph`).
+
+    Applies to
+
+    * a node-first :class:`~torch_geometric.data.Data` (``x [N, T, F]``,
+      ``y [N, T', F']``): every node attribute is sliced on dim 0 (``x``, ``y``,
+      ``pos``, ``sensor_id``, per-node scaler statistics, and any other attribute
+      PyG's :meth:`~torch_geometric.data.Data.is_node_attr` reports), the edges are
+      rebuilt, and ``n_id`` (LongTensor ``[K]``) records the original index of every
+      kept node. An existing ``n_id`` is composed, so ``n_id`` always refers to the
+      nodes before the first mask. With ``reconnect="khop"``/``"kron"`` the weight is
+      written to ``edge_weight`` (or to a 1-D ``edge_attr`` when the data has no
+      ``edge_weight``); other edge features cannot be defined for new edges and raise.
+    * a PyTorch Geometric Temporal ``StaticGraphTemporalSignal``: returns a new
+      signal over the kept sensors (every snapshot also carries ``n_id``).
+    * a :class:`~dynst_pyg.datasets.SpatioTemporalDataset`: returns a new dataset
+      whose ``series`` is ``series[:, keep]`` and ``meta["n_id"]`` the kept indices.
+
+    The input is never modified.
+
+    Args:
+        mask (SensorMask, LongTensor, BoolTensor or str): The kept sensors, as a mask,
+            kept indices, a boolean vector of length ``N``, or the path of a mask file
+            written by :meth:`SensorMask.save`.
+        reconnect (str, optional): ``"none"``, ``"khop"`` or ``"kron"``.
+            (default: :obj:`"none"`)
+        k (int, optional): Largest hop count for ``reconnect="khop"``. (default: :obj:`2`)
+        tol (float, optional): Sparsification threshold for ``reconnect="kron"``.
+            (default: :obj:`1e-8`)
+        num_nodes (int, optional): ``N`` when :obj:`mask` is an index tensor; without it
+            the node count of each input is used. (default: :obj:`None`)
+    """
+
+    def __init__(
+        self,
+        mask: MaskLike,
+        reconnect: str = "none",
+        k: int = 2,
+        tol: float = 1e-8,
+        num_nodes: Optional[int] = None,
+    ) -> None:
+        if reconnect not in RECONNECT_MODES:
+            raise ValueError(f"'reconnect' must be one of {RECONNECT_MODES}, got {reconnect!r}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"'k' must be an int >= 1 (number of hops), got {k!r}")
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
+            raise ValueError(f"'tol' must be a non-negative float, got {tol!r}")
+        self.reconnect = reconnect
+        self.k = int(k)
+        self.tol = float(tol)
+        self._mask: Optional[SensorMask] = None
+        self._index: Optional[Tensor] = None
+        if isinstance(mask, SensorMask):
+            if num_nodes is not None and num_nodes != mask.num_nodes:
+                raise ValueError(f"'num_nodes'={num_nodes} disagrees with the mask's num_nodes={mask.num_nodes}")
+            self._mask = mask
+        elif isinstance(mask, (str, os.PathLike)):
+            self._mask = SensorMask.load(mask)
+        elif isinstance(mask, Tensor) and mask.dtype == torch.bool:
+            self._mask = SensorMask.from_bool(mask)
+        elif isinstance(mask, np.ndarray) and mask.dtype == np.bool_:
+            self._mask = SensorMask.from_bool(torch.from_numpy(mask.copy()))
+        else:
+            index = _to_index_tensor(mask, "mask")
+            if num_nodes is not None:
+                self._mask = SensorMask.from_indices(index, num_nodes)
+            else:
+                if index.numel() == 0:
+                    raise ValueError("'mask' is an empty selection: at least one sensor must be kept")
+                if int(index.min()) < 0:
+                    raise ValueError(f"'mask' holds negative index {int(index.min())}")
+                s = torch.sort(index).values
+                if s.numel() > 1 and bool((s[1:] == s[:-1]).any()):
+                    raise ValueError("'mask' holds duplicate indices: kept indices must be unique")
+                self._index = s
+        self._cache: Optional[Tuple[Any, ...]] = None
+
+    # ------------------------------------------------------------------------------
+    @property
+    def mask(self) -> Optional[SensorMask]:
+        """The :class:`SensorMask`, or :obj:`None` for bare indices without ``num_nodes``."""
+        return self._mask
+
+    def _mask_for(self, num_nodes: int, what: str) -> SensorMask:
+        if self._mask is not None:
+            if self._mask.num_nodes != num_nodes:
+                raise ValueError(f"DynSTMask: the mask covers {self._mask.num_nodes} sensors but the {what} has "
+                                 f"{num_nodes} nodes")
+            return self._mask
+        assert self._index is not None
+        if int(self._index.max()) >= num_nodes:
+            raise ValueError(f"DynSTMask: the mask keeps index {int(self._index.max())} but the {what} has only "
+                             f"{num_nodes} nodes")
+        return SensorMask.from_indices(self._index, num_nodes)
+
+    @staticmethod
+    def _check_ids(mask: SensorMask, ids: Any, what: str) -> None:
+        mids = mask.sensor_ids
+        if mids is None or not isinstance(ids, (list, tuple)) or len(ids) != len(mids):
+            return
+        if [str(v) for v in ids] != mids:
+            raise ValueError(f"DynSTMask: the mask was built for other sensor ids than the {what}'s "
+                             f"'sensor_id' (first mask ids {mids[:3]}, data ids {list(ids[:3])})")
+
+    def _edges(self, edge_index: Tensor, edge_weight: Optional[Tensor], mask: SensorMask,
+               with_mask: bool) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+        """Subgraph edges (relabelled), weights and, for 'none', the edge mask; cached."""
+        c = self._cache
+        if c is not None and c[0] == mask and c[1] == with_mask and c[2].shape == edge_index.shape \
+                and c[2].device == edge_index.device and torch.equal(c[2], edge_index) \
+                and ((c[3] is None and edge_weight is None)
+                     or (c[3] is not None and edge_weight is not None and c[3].shape == edge_weight.shape
+                         and c[3].dtype == edge_weight.dtype and torch.equal(c[3], edge_weight))):
+            ei, ew, em = c[4]
+        else:
+            keep = mask.keep.to(edge_index.device)
+            if self.reconnect == "none":
+                ei, ew, em = pyg_subgraph(keep, edge_index, edge_attr=edge_weight, relabel_nodes=True,
+                                          num_nodes=mask.num_nodes, return_edge_mask=True)
+            else:
+                ei, ew = induced_subgraph(edge_index, edge_weight, mask, mask.num_nodes,
+                                          reconnect=self.reconnect, k=self.k, tol=self.tol)
+                em = None
+            self._cache = (mask, with_mask, edge_index.detach().clone(),
+                           None if edge_weight is None else edge_weight.detach().clone(), (ei, ew, em))
+        return (ei.clone(), None if ew is None else ew.clone(), None if em is None else em.clone())
+
+    # ------------------------------------------------------------------------------
+    def forward(self, data: Any) -> Any:
+        if isinstance(data, HeteroData):
+            raise TypeError("DynSTMask applies to homogeneous Data, not HeteroData")
+        if isinstance(data, Data):
+            return self._forward_data(data)
+        from dynst_pyg.datasets import SpatioTemporalDataset
+
+        if isinstance(data, SpatioTemporalDataset):
+            return self._forward_dataset(data)
+        if type(data).__name__ == "StaticGraphTemporalSignal":
+            return self._forward_signal(data)
+        raise TypeError("DynSTMask expects a torch_geometric Data, a SpatioTemporalDataset or a "
+                        f"StaticGraphTemporalSignal, got {type(data).__name__}")
+
+    def _forward_data(self, data: Data) -> Data:
+        n = data.num_nodes
+        if n is None:
+            raise ValueError("DynSTMask: cannot determine the number of nodes of 'data' (set data.num_nodes)")
+        mask = self._mask_for(int(n), "data")
+        if "sensor_id" in data:
+            self._check_ids(mask, data.sensor_id, "data")
+        keys = list(data.keys())
+
+        # classify attributes before changing anything (is_node_attr depends on num_nodes)
+        node_keys: List[Tuple[str, int]] = []
+        edge_keys: List[str] = []
+        for key in keys:
+            value = data[key]
+            if key in ("edge_index", "num_nodes") or key in GRAPH_KEYS:
+                continue
+            if key in NODE_KEYS:
+                size0 = len(value) if isinstance(value, (list, tuple)) else (
+                    value.shape[0] if isinstance(value, (Tensor, np.ndarray)) and value.ndim > 0 else None)
+                if size0 != n:
+                    got = f"shape {tuple(value.shape)}" if hasattr(value, "shape") else type(value).__name__
+                    raise ValueError(f"DynSTMask: data.{key} must be node-first with {n} entries on dim 0, "
+                                     f"got {got}")
+                node_keys.append((key, 0))
+            elif key in STAT_KEYS:
+                if isinstance(value, (Tensor, np.ndarray)) and value.ndim == 2 and value.shape[0] == n:
+                    node_keys.append((key, 0))
+            elif key in EDGE_KEYS:
+                edge_keys.append(key)
+            elif data.is_node_attr(key):
+                dim = data.__cat_dim__(key, value) if isinstance(value, (Tensor, np.ndarray)) else 0
+                node_keys.append((key, int(dim) if isinstance(dim, int) else 0))
+            elif data.is_edge_attr(key):
+                edge_keys.append(key)
+
+        weight_key: Optional[str] = None
+        if "edge_weight" in data:
+            weight_key = "edge_weight"
+        elif self.reconnect != "none" and "edge_attr" in data and isinstance(data.edge_attr, Tensor) \
+                and data.edge_attr.dim() == 1:
+            weight_key = "edge_attr"
+        if self.reconnect != "none":
+            extra = [key for key in edge_keys if key != weight_key]
+            if extra:
+                raise ValueError(f"DynSTMask: reconnect={self.reconnect!r} creates new edges, which have no value "
+                                 f"for the edge attribute(s) {extra}; use reconnect='none' or remove them")
+
+        keep = mask.keep
+        out = data  # already a shallow copy made by BaseTransform.__call__
+        if "edge_index" in data and data.edge_index is not None:
+            weight = data[weight_key] if weight_key is not None else None
+            ei, ew, em = self._edges(data.edge_index, weight, mask, with_mask=True)
+            out.edge_index = ei
+            if self.reconnect == "none":
+                for key in edge_keys:
+                    value = data[key]
+                    if key == weight_key and ew is not None:
+                        out[key] = ew
+                    elif isinstance(value, (list, tuple)):
+                        out[key] = [v for v, m in zip(value, em.tolist()) if m]
+                    else:
+                        dim = data.__cat_dim__(key, value)
+                        out[key] = value.index_select(dim, em.nonzero().view(-1).to(value.device)) \
+                            if isinstance(value, Tensor) else value[em.cpu().numpy()]
+            else:
+                out[weight_key or "edge_weight"] = ew
+        for key, dim in node_keys:
+            out[key] = _take(data[key], keep, dim)
+        if "n_id" not in data:
+            ref = data.edge_index if isinstance(data.get("edge_index"), Tensor) else data.get("x")
+            out.n_id = keep.to(ref.device) if isinstance(ref, Tensor) else keep
+        out.num_nodes = mask.num_kept
+        return out
+
+    def _forward_dataset(self, ds: Any) -> Any:
+        mask = self._mask_for(ds.num_nodes, "dataset")
+        self._check_ids(mask, ds.sensor_id, "dataset")
+        keep = mask.keep
+        ei, ew, _ = self._edges(ds.edge_index, ds.edge_weight, mask, with_mask=False)
+        meta = dict(ds.meta)
+        prev = meta.get("n_id")
+        meta["n_id"] = keep.clone() if prev is None else torch.as_tensor(prev)[keep].clone()
+        return ds.replace(
+            series=ds.series.index_select(1, keep),
+            edge_index=ei,
+            edge_weight=ew,
+            pos=None if ds.pos is None else ds.pos.index_select(0, keep),
+            sensor_id=None if ds.sensor_id is None else [ds.sensor_id[i] for i in keep.tolist()],
+            meta=meta,
+        )
+
+    def _forward_signal(self, signal: Any) -> Any:
+        from torch_geometric_temporal.signal import StaticGraphTemporalSignal
+
+        feats = list(signal.features)
+        first = next((f for f in feats if f is not None), None)
+        if first is not None:
+            n = int(np.shape(first)[0])
+        elif self._mask is not None:
+            n = self._mask.num_nodes
+        else:
+            raise ValueError("DynSTMask: the signal has no features to infer the number of nodes from")
+        mask = self._mask_for(n, "signal")
+        keep = mask.keep
+        keep_np = keep.numpy()
+
+        def take(a: Any, name: str) -> Any:
+            if a is None:
+                return None
+            arr = np.asarray(a)
+            if arr.ndim == 0 or arr.shape[0] != n:
+                raise ValueError(f"DynSTMask: every entry of signal.{name} must be node-first with {n} rows, "
+                                 f"got shape {arr.shape}")
+            return arr[keep_np]
+
+        features = [take(f, "features") for f in feats]
+        targets = [take(t, "targets") for t in signal.targets]
+        extra: Dict[str, List[Any]] = {}
+        keys = list(getattr(signal, "additional_feature_keys", []))
+        for key in keys:
+            extra[key] = [take(a, key) for a in getattr(signal, key)]
+        if "n_id" not in extra:
+            extra["n_id"] = [keep_np.copy() for _ in range(len(features))]
+
+        if signal.edge_index is None:
+            ei_np, ew_np = None, None
+        else:
+            ei_t = torch.as_tensor(np.asarray(signal.edge_index)).long()
+            ew_t = None if signal.edge_weight is None else torch.as_tensor(np.asarray(signal.edge_weight))
+            ei, ew, _ = self._edges(ei_t, ew_t, mask, with_mask=False)
+            ei_np = ei.numpy().astype(np.int64)
+            ew_np = None if ew is None else ew.numpy().astype(np.asarray(signal.edge_weight).dtype
+                                                             if signal.edge_weight is not None else np.float32)
+        return StaticGraphTemporalSignal(ei_np, ew_np, features, targets, **extra)
+
+    def __repr__(self) -> str:
+        if self._mask is not None:
+            kept = f"{self._mask.num_kept}/{self._mask.num_nodes}"
+        else:
+            kept = f"{self._index.numel()}/?"
+        extra = f", k={self.k}" if self.reconnect == "khop" else ""
+        return f"{self.__class__.__name__}(kept={kept}, reconnect={self.reconnect!r}{extra})"
+
+
+def _take(value: Any, keep: Tensor, dim: int) -> Any:
+    if isinstance(value, Tensor):
+        return value.index_select(dim, keep.to(value.device))
+    if isinstance(value, np.ndarray):
+        return np.take(value, keep.numpy(), axis=dim)
+    if isinstance(value, (list, tuple)):
+        return type(value)(value[i] for i in keep.tolist()) if isinstance(value, tuple) else \
+            [value[i] for i in keep.tolist()]
+    raise TypeError(f"DynSTMask: cannot slice a node attribute of type {type(value).__name__}")
