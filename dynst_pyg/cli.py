@@ -7,7 +7,9 @@ defaults shown. Errors print one clear line and exit with a non-zero code.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 
@@ -36,8 +38,115 @@ def add_datasets(sub) -> None:
     p.set_defaults(func=cmd_datasets)
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    from .pipeline import RunSpec, run_prune
+
+    spec = RunSpec(dataset=args.dataset, root=args.root, nodes=args.nodes, backbone=args.backbone,
+                   profile=args.profile, selector=args.selector, sparsity=args.sparsity, budget=args.budget,
+                   target=args.target, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
+                   search_epochs=args.search_epochs, sample_pruning=args.sample_pruning, seed=args.seed,
+                   max_batches=args.max_batches, batch_size=args.batch_size)
+    try:
+        s = run_prune(spec, args.out, dense_reference=not args.no_dense, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"dynst-pyg prune: interrupted; the last finished epoch is checkpointed in {args.out}/checkpoint, "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
+    print((Path(args.out) / "report.md").read_text())
+    print(f"wrote {args.out}/: mask.json, model.pt, report.md, metrics.json, map.png")
+    return 0
+
+
+def add_prune(sub) -> None:
+    from .pipeline import SELECTOR_CHOICES
+
+    p = sub.add_parser("prune", help="learn which sensors to switch off and fine-tune on the smaller graph",
+                       description="Select sensors (DynST or a baseline), fine-tune the backbone on the physical "
+                                   "sub-graph, and write mask.json, model.pt, report.md and map.png.",
+                       formatter_class=_fmt())
+    p.add_argument("--dataset", default="synthetic", help="synthetic, los-loop, metr-la, pems-bay, pems04, pems08")
+    p.add_argument("--root", default=None, help="data root (default: $DYNST_DATA, else ../shared/data, else datasets/)")
+    p.add_argument("--nodes", type=int, default=100, help="sensors of the synthetic dataset")
+    p.add_argument("--backbone", default="gwnet", help="gwnet, dcrnn, or a PyG-Temporal cell (GConvGRU, TGCN, A3TGCN)")
+    p.add_argument("--profile", default="small", choices=["small", "reference"], help="backbone size")
+    p.add_argument("--selector", default="dynst-iterative", choices=SELECTOR_CHOICES, help="how sensors are chosen")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--sparsity", type=float, default=0.5, help="fraction of sensors removed, in [0, 1)")
+    g.add_argument("--budget", type=int, default=None, help="number of sensors kept (instead of --sparsity)")
+    p.add_argument("--target", default="all", choices=["all", "kept"],
+                   help="forecast every sensor from the kept ones (all) or only the kept ones")
+    p.add_argument("--epochs", type=int, default=6, help="sparse fine-tune epochs (early stopping on validation)")
+    p.add_argument("--warmup-epochs", type=int, default=2, help="dense warm-up epochs")
+    p.add_argument("--search-epochs", type=int, default=2, help="DynST mask-search epochs")
+    p.add_argument("--sample-pruning", default="none", choices=["none", "stprune", "infobatch", "random"],
+                   help="skip training windows with ST-Prune or a baseline")
+    p.add_argument("--batch-size", type=int, default=64, help="training batch size")
+    p.add_argument("--max-batches", type=int, default=None, help="cap on batches per epoch (quick runs)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--no-dense", action="store_true", help="skip the dense reference model in the report")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--out", default="runs/prune", help="output directory")
+    p.set_defaults(func=cmd_prune)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .pipeline import evaluate_run
+
+    m = evaluate_run(args.run, args.split)
+    print(f"{args.split} metrics of {args.run}: " + ", ".join(f"{k} {v:.3f}" for k, v in m.items()
+                                                           if not k.startswith(("rmse_", "mape_"))))
+    return 0
+
+
+def add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a saved mask + model on a split", formatter_class=_fmt(),
+                       description="Rebuild the served model of a `dynst-pyg prune` run and report its metrics.")
+    p.add_argument("--run", required=True, help="directory written by `dynst-pyg prune`")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="which split")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from .datasets import load_dataset
+    from .mask import SensorMask
+    from .plot import plot_sensor_map
+
+    mask = SensorMask.load(args.mask)
+    if args.dataset == "synthetic":
+        ds = load_dataset("synthetic", num_nodes=mask.num_nodes, seed=args.seed)
+    else:
+        ds = load_dataset(args.dataset, root=args.root)
+    scores = None
+    if args.scores:
+        scores = torch.tensor(json.loads(Path(args.scores).read_text()), dtype=torch.float32)
+    fig = plot_sensor_map(ds, mask, scores=scores, title=args.title)
+    fig.savefig(args.out, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def add_map(sub) -> None:
+    p = sub.add_parser("map", help="draw a map of kept and pruned sensors from a mask file", formatter_class=_fmt(),
+                       description="Sensors at their coordinates, kept vs pruned, coloured by importance.")
+    p.add_argument("--mask", required=True, help="mask.json written by `dynst-pyg prune` or SensorMask.save")
+    p.add_argument("--dataset", default="los-loop", help="dataset whose coordinates to use")
+    p.add_argument("--root", default=None, help="data root")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic dataset")
+    p.add_argument("--scores", default=None, help="optional JSON list of per-sensor scores (else the mask's)")
+    p.add_argument("--title", default=None, help="figure title")
+    p.add_argument("--out", default="map.png", help="output PNG")
+    p.set_defaults(func=cmd_map)
+
+
 #: Subcommand registrars, in --help order.
-COMMANDS: list[Callable] = [add_datasets]
+COMMANDS: list[Callable] = [add_prune, add_evaluate, add_map, add_datasets]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,8 +16,19 @@ exponential moving averages over steps ("dynamic merge"):
   ``x``: this is ``|dL/d(g_i a_i)|``, the gradient of the loss with respect to the
   sensor's effective gate, which for an inactive sensor is evaluated at gate ``0``
   (RigL-style regrowth: the sensor whose re-activation would reduce the loss fastest).
+* **marginal value** (optional, when the search uses *paired sensor dropout*): every step
+  the trainer splits the active sensors at random into two halves ``M`` and ``M'`` and
+  runs the same batch through both; for each sensor the loss at its own node with the
+  sensor switched off minus the loss with it on is a paired (same windows), zeroth-order
+  sample of what removing it costs *after the model has learnt to do without it*.
 
-:meth:`SensorGate.importance` combines normalised saliency with the gate magnitude.
+Saliency and gate magnitude measure how much the model currently *relies* on a sensor;
+a sensor that duplicates its neighbours is relied on as much as any other, so they cannot
+tell "redundant" from "needed". The marginal value can, because the model is trained under
+random sensor dropout and learns to reconstruct a missing sensor from the rest.
+
+:meth:`SensorGate.importance` combines the normalised saliency, gate magnitude and (when
+recorded) marginal value with configurable weights.
 """
 
 from __future__ import annotations
@@ -37,14 +48,14 @@ class SensorGate(nn.Module):
         ema (float, optional): Decay of the saliency / regrow moving averages in ``[0, 1)``
             (default: ``0.9``).
         gate_weight (float, optional): Weight of the gate magnitude in :meth:`importance`;
-            ``0`` uses saliency only, ``1`` magnitude only (default: ``0.3``).
+            (default: ``0.1``).
         indicator (bool, optional): Append a channel that is ``1`` for active and ``0``
             for pruned sensors, so the model can tell "pruned" from "reading 0"
             (default: :obj:`False`; the backbone then needs ``F + 1`` input features).
     """
 
-    def __init__(self, num_nodes: int, init: float = 1.0, ema: float = 0.9, gate_weight: float = 0.3,
-                 indicator: bool = False) -> None:
+    def __init__(self, num_nodes: int, init: float = 1.0, ema: float = 0.9, gate_weight: float = 0.1,
+                 indicator: bool = False, marginal_weight: float = 0.8) -> None:
         super().__init__()
         if not isinstance(num_nodes, int) or num_nodes < 1:
             raise ValueError(f"`num_nodes` must be a positive integer, got {num_nodes!r}")
@@ -52,6 +63,10 @@ class SensorGate(nn.Module):
             raise ValueError(f"`ema` must lie in [0, 1), got {ema!r}")
         if not 0.0 <= gate_weight <= 1.0:
             raise ValueError(f"`gate_weight` must lie in [0, 1], got {gate_weight!r}")
+        if not 0.0 <= marginal_weight <= 1.0 or gate_weight + marginal_weight > 1.0 + 1e-9:
+            raise ValueError(f"`marginal_weight` must lie in [0, 1 - gate_weight], got {marginal_weight!r}")
+        self.marginal_weight = float(marginal_weight)
+        self.marginal_ema = 0.99
         self.num_nodes = num_nodes
         self.ema = float(ema)
         self.gate_weight = float(gate_weight)
@@ -61,6 +76,8 @@ class SensorGate(nn.Module):
         self.register_buffer("saliency", torch.zeros(num_nodes))
         self.register_buffer("regrow_score", torch.zeros(num_nodes))
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        self.register_buffer("marginal", torch.zeros(num_nodes))
+        self.register_buffer("marginal_count", torch.zeros(num_nodes))
         self.track: bool = True
 
     # ------------------------------------------------------------------ support
@@ -85,6 +102,10 @@ class SensorGate(nn.Module):
             if bool(newly.any()):
                 self.gate[newly] = self.gate[self.active].abs().mean().clamp_min(1e-3)
                 self.saliency[newly] = self.saliency[self.active].median()
+        if not torch.equal(a.to(self.active.device), self.active):
+            # marginal values were measured with the old active set; after a change (neighbours
+            # pruned or regrown) they are stale, so the running mean starts again
+            self.marginal_count.zero_()
         self.active.copy_(a)
 
     # ------------------------------------------------------------------ forward
@@ -93,13 +114,21 @@ class SensorGate(nn.Module):
         g = self.gate * self.active.to(self.gate.dtype)
         return g if node_index is None else g[node_index]
 
-    def forward(self, x: Tensor, node_index: Optional[Tensor] = None) -> Tensor:
-        """Gates ``x [B, T, K, F]``; ``node_index [K]`` names the sensors present (default: all ``N``)."""
+    def forward(self, x: Tensor, node_index: Optional[Tensor] = None, support: Optional[Tensor] = None) -> Tensor:
+        """Gates ``x [B, T, K, F]``; ``node_index [K]`` names the sensors present (default: all ``N``).
+
+        ``support`` (bool ``[N]``, optional) temporarily replaces the active set, e.g. for the
+        paired sensor dropout of the mask search; saliency is then not recorded.
+        """
         if x.dim() != 4:
             raise ValueError(f"`x` must have shape [B, T, K, F], got {tuple(x.shape)}")
         K = self.num_nodes if node_index is None else node_index.numel()
         if x.size(2) != K:
             raise ValueError(f"`x` has {x.size(2)} sensors on dim 2 but the gate expects {K}")
+        if support is not None:
+            g = self.gate * support.to(self.gate.dtype)
+            g = (g if node_index is None else g[node_index]).to(x.dtype)
+            return x * g.view(1, 1, -1, 1)
         g = self.effective(node_index).to(x.dtype)
         out = x * g.view(1, 1, -1, 1)
         if self.training and self.track and torch.is_grad_enabled() and out.requires_grad:
@@ -127,15 +156,41 @@ class SensorGate(nn.Module):
         self.regrow_score[idx] = beta * self.regrow_score[idx] + (1 - beta) * reg
         self.num_updates += 1
 
+    @torch.no_grad()
+    def record_marginal(self, loss_off: Tensor, loss_on: Tensor, sensors: Tensor) -> None:
+        """Merges paired samples ``loss_off - loss_on`` (``[S]``) of the sensors ``sensors [S]`` (EMA)."""
+        if loss_off.shape != loss_on.shape or loss_off.shape != sensors.shape:
+            raise ValueError("`loss_off`, `loss_on` and `sensors` must have the same shape")
+        d = (loss_off - loss_on).to(self.marginal.dtype)
+        self.marginal_count[sensors] += 1
+        # running mean for the first 1 / (1 - ema_marginal) samples, then an EMA: single paired
+        # samples are noisy, so this average is much longer than the saliency's
+        rate = torch.clamp(1.0 / self.marginal_count[sensors], min=1.0 - self.marginal_ema)
+        self.marginal[sensors] = self.marginal[sensors] + rate * (d - self.marginal[sensors])
+
     # ------------------------------------------------------------------ scores
     @torch.no_grad()
     def importance(self) -> Tensor:
-        """Per-sensor importance ``(1 - w) * s / max(s) + w * |g| / max|g|`` (``w = gate_weight``)."""
+        """Per-sensor importance in ``[0, 1]``.
+
+        ``w_s * s / max(s) + w_g * |g| / max|g| + w_m * rank(m)`` with ``w_g = gate_weight``,
+        ``w_m = marginal_weight`` (only once marginal values were recorded, else ``0``) and
+        ``w_s = 1 - w_g - w_m``; ``rank(m)`` is the marginal value rank-normalised to ``[0, 1]``
+        (robust to its scale and sign).
+        """
         s = self.saliency.clone()
         g = self.gate.detach().abs()
         s = s / s.max().clamp_min(1e-12)
         g = g / g.max().clamp_min(1e-12)
-        return (1 - self.gate_weight) * s + self.gate_weight * g
+        w_m = self.marginal_weight if bool((self.marginal_count > 0).any()) else 0.0
+        w_s = 1.0 - self.gate_weight - w_m
+        out = w_s * s + self.gate_weight * g
+        if w_m > 0:
+            m = torch.where(self.marginal_count > 0, self.marginal, torch.full_like(self.marginal, float("inf")))
+            rank = torch.empty_like(m)
+            rank[torch.argsort(m, stable=True)] = torch.arange(m.numel(), dtype=m.dtype)
+            out = out + w_m * rank / max(1, m.numel() - 1)
+        return out
 
     def l1_penalty(self) -> Tensor:
         """Mean absolute gate of the active sensors (a sparsity-encouraging regulariser)."""

