@@ -125,7 +125,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     scores = None
     if args.scores:
         scores = torch.tensor(json.loads(Path(args.scores).read_text()), dtype=torch.float32)
-    fig = plot_sensor_map(ds, mask, scores=scores, title=args.title)
+    fig, _ = plot_sensor_map(ds, mask, scores=scores, title=args.title)
     fig.savefig(args.out, dpi=120, bbox_inches="tight")
     plt.close(fig)
     print(f"wrote {args.out}")

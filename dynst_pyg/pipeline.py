@@ -190,7 +190,9 @@ def run_prune(spec: RunSpec, out: str | Path, dense_reference: bool = True, prog
     try:
         from .plot import plot_sensor_map
 
-        fig = plot_sensor_map(splits.dataset, mask, title=f"{spec.selector}: kept {mask.num_kept}/{N} sensors")
+        highlight = splits.dataset.meta.get("redundant") if spec.dataset == "synthetic" else None
+        fig, _ = plot_sensor_map(splits.dataset, mask, highlight=highlight,
+                                 title=f"{spec.selector}: kept {mask.num_kept}/{N} sensors (target={spec.target})")
         fig.savefig(out / "map.png", dpi=120, bbox_inches="tight")
         import matplotlib.pyplot as plt
 
