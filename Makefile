@@ -6,7 +6,7 @@ install:
 	@bash scripts/install.sh
 
 demo: install
-	.venv/bin/dynst-pyg datasets
+	.venv/bin/dynst-pyg prune --out runs/demo
 
 test: install
 	OPENBLAS_NUM_THREADS=1 .venv/bin/python -m pytest -q

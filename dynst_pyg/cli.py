@@ -41,7 +41,7 @@ def add_datasets(sub) -> None:
 def cmd_prune(args: argparse.Namespace) -> int:
     from .pipeline import RunSpec, run_prune
 
-    spec = RunSpec(dataset=args.dataset, root=args.root, nodes=args.nodes, backbone=args.backbone,
+    spec = RunSpec(dataset=args.dataset, root=args.root, nodes=args.nodes, steps=args.steps, backbone=args.backbone,
                    profile=args.profile, selector=args.selector, sparsity=args.sparsity, budget=args.budget,
                    target=args.target, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
                    search_epochs=args.search_epochs, sample_pruning=args.sample_pruning, seed=args.seed,
@@ -67,6 +67,7 @@ def add_prune(sub) -> None:
     p.add_argument("--dataset", default="synthetic", help="synthetic, los-loop, metr-la, pems-bay, pems04, pems08")
     p.add_argument("--root", default=None, help="data root (default: $DYNST_DATA, else ../shared/data, else datasets/)")
     p.add_argument("--nodes", type=int, default=100, help="sensors of the synthetic dataset")
+    p.add_argument("--steps", type=int, default=2016, help="time steps of the synthetic dataset")
     p.add_argument("--backbone", default="gwnet", help="gwnet, dcrnn, or a PyG-Temporal cell (GConvGRU, TGCN, A3TGCN)")
     p.add_argument("--profile", default="small", choices=["small", "reference"], help="backbone size")
     p.add_argument("--selector", default="dynst-iterative", choices=SELECTOR_CHOICES, help="how sensors are chosen")
@@ -168,7 +169,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("dynst-pyg: interrupted", file=sys.stderr)
         return 130
     except (CLIError, ValueError, FileNotFoundError) as exc:
-        print(f"dynst-pyg {args.command}: error: {exc}", file=sys.stderr)
+        msg = " ".join(str(exc).split())  # one line, whatever the exception text
+        print(f"dynst-pyg {args.command}: error: {msg}", file=sys.stderr)
         return 2
 
 

@@ -1,0 +1,239 @@
+"""Network-wide head for ``target="all"`` (DESIGN §5): lift K kept-node forecasts to all N nodes.
+
+The backbone runs on the K kept sensors only. :class:`LiftHead` then produces a value
+for every one of the N sensors of the full network:
+
+* **kept nodes** pass their own prediction through (plus an optional learned per-node
+  bias, ``residual=True``);
+* **pruned nodes** receive a *propagation* from the kept nodes through the full graph:
+  with ``W = D^{-1} A_s`` the random walk on the symmetrised full graph
+  (``A_s = A + A^T``), the weights of pruned node ``u`` on kept nodes are the damped
+  harmonic extension (absorbing random walk, the Kron-reduction interpolant)
+
+      ``P = (I - g W_UU)^{-1} g W_UK``,   each row then divided by its sum,
+
+  i.e. the probability that a walk from ``u`` that continues with probability ``g``
+  (``damping``) at each step first hits each kept node. ``P`` is computed once per kept
+  set (cached) with one ``U x U`` solve; applying it costs ``B * T_out * U * K * F``
+  multiply-adds, a small fraction of any backbone;
+* a **learned correction**: a per-node affine map of the propagated value (initialised
+  to the identity) and, with ``hidden > 0``, a tiny MLP over ``[propagated value, node
+  embedding]`` added to it;
+* pruned nodes with **no path** to any kept node get the mean of the kept predictions
+  (per sample, step and feature) before the correction.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .supports import check_graph, dense_adjacency
+
+__all__ = ["LiftHead"]
+
+
+class LiftHead(nn.Module):
+    r"""Map ``[B, T_out, K, F]`` forecasts on kept nodes to ``[B, T_out, N, F]`` on the full network.
+
+    Args:
+        num_nodes (int): ``N``, nodes of the full network.
+        edge_index (Tensor): ``[2, E]`` full graph (copied into a buffer).
+        edge_weight (Tensor, optional): ``[E]`` non-negative weights; ones if ``None``
+            (default: ``None``).
+        features (int, optional): ``F``, features per node of the forecasts (default: ``1``).
+        damping (float, optional): continuation probability ``g`` in ``(0, 1]`` of the
+            absorbing walk; 1 gives the pure harmonic extension (default: ``0.9``).
+        residual (bool, optional): learn a per-node bias added to the kept nodes' own
+            predictions (default: ``True``).
+        hidden (int, optional): width of the optional correction MLP over
+            ``[propagated value, node embedding]``; ``0`` disables it (default: ``0``).
+        embedding_dim (int, optional): node-embedding size of that MLP (default: ``8``).
+        cache_size (int, optional): number of kept sets whose weights are cached (default: ``8``).
+    """
+
+    def __init__(
+        self,
+        num_nodes: int,
+        edge_index: Tensor,
+        edge_weight: Optional[Tensor] = None,
+        features: int = 1,
+        *,
+        damping: float = 0.9,
+        residual: bool = True,
+        hidden: int = 0,
+        embedding_dim: int = 8,
+        cache_size: int = 8,
+    ) -> None:
+        super().__init__()
+        if not isinstance(num_nodes, int) or num_nodes < 1:
+            raise ValueError(f"num_nodes must be a positive int, got {num_nodes!r}")
+        if not isinstance(features, int) or features < 1:
+            raise ValueError(f"features must be a positive int, got {features!r}")
+        if not 0.0 < damping <= 1.0:
+            raise ValueError(f"damping must be in (0, 1], got {damping}")
+        if hidden < 0 or embedding_dim < 1:
+            raise ValueError(f"hidden must be >= 0 and embedding_dim >= 1, got hidden={hidden}, "
+                             f"embedding_dim={embedding_dim}")
+        if cache_size < 1:
+            raise ValueError(f"cache_size must be >= 1, got {cache_size}")
+        check_graph(edge_index, edge_weight, num_nodes)
+        if edge_weight is not None and bool((edge_weight < 0).any()):
+            raise ValueError("edge_weight must be non-negative")
+        self.num_nodes = num_nodes
+        self.features = features
+        self.damping = float(damping)
+        self.residual = residual
+        self.hidden = hidden
+        self.cache_size = cache_size
+        self.register_buffer("edge_index", edge_index.detach().clone().long())
+        self.register_buffer("edge_weight", None if edge_weight is None else edge_weight.detach().clone().float())
+        self.scale = nn.Parameter(torch.ones(num_nodes, features))
+        self.bias = nn.Parameter(torch.zeros(num_nodes, features))
+        if residual:
+            self.kept_bias = nn.Parameter(torch.zeros(num_nodes, features))
+        else:
+            self.register_parameter("kept_bias", None)
+        if hidden > 0:
+            self.node_emb = nn.Parameter(0.1 * torch.randn(num_nodes, embedding_dim))
+            self.mlp = nn.Sequential(nn.Linear(features + embedding_dim, hidden), nn.ReLU(),
+                                     nn.Linear(hidden, features))
+            nn.init.zeros_(self.mlp[2].weight)
+            nn.init.zeros_(self.mlp[2].bias)
+        else:
+            self.register_parameter("node_emb", None)
+            self.mlp = None
+        self._cache: "OrderedDict[Tuple, Tuple[Tensor, Tensor, Tensor, Tensor]]" = OrderedDict()
+
+    # ------------------------------------------------------------------ weights
+    def _check_node_index(self, node_index: Tensor, k: Optional[int] = None) -> None:
+        if not isinstance(node_index, Tensor) or node_index.dim() != 1:
+            raise ValueError("node_index must be a 1-D LongTensor [K] of kept node ids")
+        if node_index.dtype not in (torch.long, torch.int, torch.int32, torch.int64):
+            raise TypeError(f"node_index must be an integer tensor, got dtype {node_index.dtype}")
+        if node_index.numel() == 0:
+            raise ValueError("node_index must name at least one kept node (got an empty tensor)")
+        if k is not None and node_index.numel() != k:
+            raise ValueError(f"node_index has {node_index.numel()} entries but the predictions have "
+                             f"K={k} nodes (dim -2)")
+        lo, hi = int(node_index.min()), int(node_index.max())
+        if lo < 0 or hi >= self.num_nodes:
+            raise ValueError(f"node_index values must lie in [0, {self.num_nodes - 1}], got [{lo}, {hi}]")
+        if torch.unique(node_index).numel() != node_index.numel():
+            raise ValueError("node_index must not contain duplicate node ids")
+
+    @torch.no_grad()
+    def propagation(self, node_index: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Propagation weights for a kept set (cached per kept set).
+
+        Args:
+            node_index (Tensor): ``[K]`` kept node ids.
+
+        Returns:
+            tuple: ``(pruned, weights, fallback, kept)`` where ``pruned`` ``[U]`` are the
+            pruned ids (ascending), ``weights`` ``[U, K]`` rows summing to 1 (0 for
+            fallback rows), ``fallback`` ``[U]`` bool (no path to a kept node) and
+            ``kept`` is ``node_index`` on this module's device.
+        """
+        self._check_node_index(node_index)
+        key = (tuple(node_index.tolist()), self.edge_index.device)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        n = self.num_nodes
+        dev = self.edge_index.device
+        kept = node_index.to(dev).long()
+        is_kept = torch.zeros(n, dtype=torch.bool, device=dev)
+        is_kept[kept] = True
+        pruned = torch.nonzero(~is_kept).flatten()
+        u = pruned.numel()
+        if u == 0:
+            weights = torch.zeros(0, kept.numel(), device=dev)
+            fallback = torch.zeros(0, dtype=torch.bool, device=dev)
+        else:
+            a = dense_adjacency(self.edge_index, self.edge_weight, n, dtype=torch.float64, device=dev)
+            a = a + a.t()
+            a.fill_diagonal_(0.0)
+            deg = a.sum(1)
+            w = a / torch.where(deg > 0, deg, torch.ones_like(deg)).unsqueeze(1)
+            g = self.damping
+            w_uu = w[pruned][:, pruned]
+            w_uk = w[pruned][:, kept]
+            system = torch.eye(u, dtype=torch.float64, device=dev) - g * w_uu
+            p = torch.linalg.solve(system, g * w_uk)
+            p = p.clamp_min(0.0)
+            rows = p.sum(1, keepdim=True)
+            fallback = rows.squeeze(1) <= 1e-12
+            weights = torch.where(fallback.unsqueeze(1), torch.zeros_like(p),
+                                  p / torch.where(rows > 1e-12, rows, torch.ones_like(rows)))
+            weights = weights.float()
+        out = (pruned, weights, fallback, kept)
+        self._cache[key] = out
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return out
+
+    def prepare(self, node_index: Tensor) -> None:
+        """Compute and cache the propagation weights of a kept set ahead of time."""
+        self.propagation(node_index)
+
+    def clear_cache(self) -> None:
+        """Forget the cached propagation weights."""
+        self._cache.clear()
+
+    def _apply(self, fn, *args, **kwargs):  # moving the module invalidates cached weights
+        self._cache.clear()
+        return super()._apply(fn, *args, **kwargs)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, y_kept: Tensor, node_index: Optional[Tensor] = None) -> Tensor:
+        """Lift predictions to the full network.
+
+        Args:
+            y_kept (Tensor): ``[B, T, K, F]`` predictions on the kept nodes, in the order
+                of ``node_index``.
+            node_index (Tensor, optional): ``[K]`` kept node ids; ``None`` means all ``N``
+                nodes in order (default: ``None``).
+
+        Returns:
+            Tensor: ``[B, T, N, F]``.
+        """
+        if not isinstance(y_kept, Tensor) or y_kept.dim() != 4:
+            raise ValueError(f"y_kept must be a [B, T, K, F] tensor, got "
+                             f"{tuple(y_kept.shape) if isinstance(y_kept, Tensor) else type(y_kept).__name__}")
+        b, t, k, f = y_kept.shape
+        if f != self.features:
+            raise ValueError(f"y_kept has {f} features (last dim) but LiftHead was built with features={self.features}")
+        if node_index is None:
+            if k != self.num_nodes:
+                raise ValueError(f"y_kept has K={k} nodes but num_nodes={self.num_nodes}; pass node_index")
+            node_index = torch.arange(k, device=y_kept.device)
+        self._check_node_index(node_index, k)
+        pruned, weights, fallback, kept = self.propagation(node_index)
+        kept = kept.to(y_kept.device)
+        out_kept = y_kept
+        if self.kept_bias is not None:
+            out_kept = out_kept + self.kept_bias[kept]
+        if pruned.numel() == 0:
+            return out_kept.index_select(2, torch.argsort(kept))
+        pruned = pruned.to(y_kept.device)
+        weights = weights.to(device=y_kept.device, dtype=y_kept.dtype)
+        prop = torch.matmul(weights, y_kept)  # [B, T, U, F]
+        if bool(fallback.any()):
+            fb = fallback.to(y_kept.device).view(1, 1, -1, 1)
+            prop = torch.where(fb, y_kept.mean(dim=2, keepdim=True), prop)
+        out_pruned = prop * self.scale[pruned] + self.bias[pruned]
+        if self.mlp is not None:
+            emb = self.node_emb[pruned].expand(b, t, -1, -1)
+            out_pruned = out_pruned + self.mlp(torch.cat([prop, emb], dim=-1))
+        out = y_kept.new_zeros(b, t, self.num_nodes, f)
+        out = out.index_copy(2, kept, out_kept)
+        return out.index_copy(2, pruned, out_pruned)
+
+    def extra_repr(self) -> str:
+        return (f"num_nodes={self.num_nodes}, features={self.features}, damping={self.damping}, "
+                f"residual={self.residual}, hidden={self.hidden}")

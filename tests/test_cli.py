@@ -1,0 +1,80 @@
+"""The dynst-pyg command: every subcommand end to end on tiny settings, and its errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dynst_pyg.cli import build_parser, main
+
+TINY = ["--nodes", "20", "--steps", "400", "--epochs", "1", "--warmup-epochs", "1", "--search-epochs", "1",
+        "--max-batches", "2", "--batch-size", "16", "--quiet"]
+
+
+def test_datasets_lists_every_dataset(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("synthetic", "los-loop", "metr-la", "pems-bay", "pems04", "pems08"):
+        assert name in out
+    assert "checksums" in out
+
+
+@pytest.mark.parametrize("cmd", ["prune", "evaluate", "map", "datasets"])
+def test_help_shows_defaults(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: dynst-pyg " + cmd in out
+    if cmd == "prune":
+        assert "(default: 0.5)" in out and "(default: dynst-iterative)" in out
+
+
+def test_prune_writes_run_and_evaluate_reproduces_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["prune", *TINY, "--selector", "dynst-oneshot", "--sparsity", "0.4", "--out", str(out)]) == 0
+    for f in ("mask.json", "model.pt", "report.md", "metrics.json", "map.png"):
+        assert (out / f).is_file() and (out / f).stat().st_size > 0, f
+    report = (out / "report.md").read_text()
+    assert "persistence" in report and "dense" in report and "speedup" in report
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["num_kept"] == 12 and m["spec"]["selector"] == "dynst-oneshot"
+    mask = json.loads((out / "mask.json").read_text())
+    assert len(mask["kept_sensor_ids"]) == 12
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(out)]) == 0
+    line = capsys.readouterr().out
+    assert f"mae {m['test']['mae']:.3f}" in line
+    png = tmp_path / "m.png"
+    assert main(["map", "--mask", str(out / "mask.json"), "--dataset", "synthetic", "--out", str(png)]) == 0
+    assert png.stat().st_size > 1000
+
+
+def test_prune_with_a_baseline_and_target_kept(tmp_path):
+    out = tmp_path / "qr"
+    assert main(["prune", *TINY, "--selector", "qr", "--target", "kept", "--no-dense", "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["spec"]["target"] == "kept" and m["num_kept"] == 10
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["prune", "--dataset", "atlantis"], "unknown dataset"),
+    (["prune", "--sparsity", "1.5"], "--sparsity must lie in [0, 1)"),
+    (["evaluate", "--run", "/nonexistent/run"], "not found"),
+    (["prune", "--dataset", "metr-la", "--root", "/nonexistent"], "metr-la.h5"),
+])
+def test_errors_are_one_line_and_nonzero(args, msg, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "dynst_pyg.cli", *args, "--out", str(tmp_path / "x")]
+                       if args[0] == "prune" else [sys.executable, "-m", "dynst_pyg.cli", *args],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and msg in err[0], r.stderr
+
+
+def test_parser_rejects_unknown_selector():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["prune", "--selector", "oracle"])

@@ -1,0 +1,94 @@
+"""Tests for dynst_pyg.models.LiftHead (target="all" head)."""
+
+import pytest
+import torch
+
+from dynst_pyg.models import LiftHead
+
+
+def path_graph(n):
+    ei = torch.tensor([[i, i + 1] for i in range(n - 1)]).t()
+    return ei
+
+
+def test_harmonic_interpolation_on_a_path_exact():
+    # 0 - 1 - 2 - 3, kept {0, 3}: harmonic extension x1 = 2/3 x0 + 1/3 x3, x2 = 1/3 x0 + 2/3 x3
+    head = LiftHead(4, path_graph(4), damping=1.0)
+    kept = torch.tensor([0, 3])
+    y = torch.tensor([3.0, 6.0]).view(1, 1, 2, 1)
+    out = head(y, kept)
+    assert out.shape == (1, 1, 4, 1)
+    assert torch.allclose(out.flatten(), torch.tensor([3.0, 4.0, 5.0, 6.0]))
+    pruned, w, fb, _ = head.propagation(kept)
+    assert pruned.tolist() == [1, 2] and not fb.any()
+    assert torch.allclose(w, torch.tensor([[2 / 3, 1 / 3], [1 / 3, 2 / 3]]))
+
+
+def test_kept_order_and_passthrough():
+    head = LiftHead(5, path_graph(5), features=2)
+    kept = torch.tensor([4, 0, 2])  # arbitrary order
+    y = torch.randn(3, 2, 3, 2)
+    out = head(y, kept)
+    assert torch.equal(out[:, :, kept], y)
+    # pruned rows are convex combinations of kept predictions (damping < 1 renormalised)
+    _, w, _, _ = head.propagation(kept)
+    assert torch.allclose(w.sum(1), torch.ones(2))
+    assert (w >= 0).all()
+
+
+def test_no_path_falls_back_to_mean_and_is_direction_free():
+    # 0 -> 1 directed (treated as undirected), node 2 isolated, node 3 linked only to 2
+    ei = torch.tensor([[0, 3], [1, 2]])
+    head = LiftHead(4, ei)
+    kept = torch.tensor([1, 3])  # node 0 reaches 1 only against the edge direction; node 2 reaches 3
+    y = torch.tensor([[2.0], [10.0]]).view(1, 1, 2, 1)
+    out = head(y, kept).flatten()
+    assert out.tolist() == pytest.approx([2.0, 2.0, 10.0, 10.0])
+    head2 = LiftHead(4, torch.tensor([[0], [1]]))
+    out2 = head2(y, kept).flatten()  # node 2 has no path to a kept node -> mean 6
+    assert out2.tolist() == pytest.approx([2.0, 2.0, 6.0, 10.0])
+
+
+def test_gradients_and_learnable_correction():
+    torch.manual_seed(0)
+    head = LiftHead(6, path_graph(6), features=1, hidden=4)
+    kept = torch.tensor([0, 5])
+    y = torch.randn(2, 3, 2, 1, requires_grad=True)
+    head(y, kept).pow(2).sum().backward()
+    assert y.grad is not None and y.grad.abs().sum() > 0
+    for name, p in head.named_parameters():
+        assert p.grad is not None, name
+    assert head.scale.grad[1:5].abs().sum() > 0 and head.scale.grad[[0, 5]].abs().sum() == 0
+    assert head.kept_bias.grad[[0, 5]].abs().sum() > 0
+
+
+def test_all_nodes_kept_is_identity_and_cache():
+    head = LiftHead(4, path_graph(4), residual=False)
+    y = torch.randn(2, 3, 4, 1)
+    assert torch.equal(head(y), y)
+    assert torch.equal(head(y, torch.arange(4)), y)
+    kept = torch.tensor([0, 2])
+    head.prepare(kept)
+    first = head.propagation(kept)
+    assert head.propagation(kept.clone()) is first  # cached per kept set (by value)
+
+
+def test_errors_and_no_mutation():
+    ei = path_graph(4)
+    ei_copy = ei.clone()
+    head = LiftHead(4, ei)
+    ei[0, 0] = 3  # the head kept its own copy
+    assert torch.equal(head.edge_index, ei_copy)
+    y = torch.randn(1, 1, 2, 1)
+    with pytest.raises(ValueError, match="node_index"):
+        head(y, torch.tensor([0, 0]))
+    with pytest.raises(ValueError, match="node_index"):
+        head(y, torch.tensor([0, 9]))
+    with pytest.raises(ValueError, match="K=2"):
+        head(y, torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="features"):
+        head(torch.randn(1, 1, 2, 3), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="damping"):
+        LiftHead(4, path_graph(4), damping=0.0)
+    with pytest.raises(ValueError, match="edge_index"):
+        LiftHead(3, path_graph(4))
