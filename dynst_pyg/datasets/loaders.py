@@ -370,10 +370,10 @@ def from_networkx(G: Any, series: Any, weight: str = "weight", **kwargs: Any) ->
 
 
 def to_temporal_signal(dataset: SpatioTemporalDataset, t_in: int = 12, t_out: int = 12, stride: int = 1):
-    """PyG-Temporal :class:`StaticGraphTemporalSignal` of windows: features ``[N, F*T_in]``... see below.
+    """PyG-Temporal :class:`StaticGraphTemporalSignal` with one snapshot per window.
 
-    Each snapshot is one window: ``features[k]`` is ``[N, T_in, F]`` and ``targets[k]``
-    ``[N, T_out, F]`` (node-first, as everywhere in dynst_pyg), on the raw scale.
+    Snapshot ``k`` holds ``features[k]``: ``[N, T_in, F]`` and ``targets[k]``: ``[N, T_out, F]``
+    (node-first, as everywhere in dynst_pyg), on the raw scale, for windows ``stride`` apart.
     """
     from torch_geometric_temporal.signal import StaticGraphTemporalSignal
 
@@ -391,8 +391,8 @@ def to_temporal_signal(dataset: SpatioTemporalDataset, t_in: int = 12, t_out: in
 def to_static_signal(dataset: SpatioTemporalDataset):
     """One snapshot per time step: ``features[t] = series[t]`` (``[N, F]``), ``targets[t] = series[t + 1]``.
 
-    This is the exact, lossless layout used by :func:`from_static_signal` for round trips
-    (the last step is kept as ``features`` with an all-zero final target list entry dropped).
+    This is the lossless layout :func:`from_static_signal` reads back (round trip); the last
+    step's target repeats its own reading, since there is no next step.
     """
     from torch_geometric_temporal.signal import StaticGraphTemporalSignal
 
