@@ -469,11 +469,7 @@ class DynSTTrainer:
         sampler = self._sampler(self.splits.train, c.warmup_epochs)
         ck = self._load()
         if ck is not None and ck["phase"] == "warmup":
-            model.load_state_dict(ck["model"]); gate.load_state_dict(ck["gate"])
-            start, self.history, self._samples_seen = ck["epoch"], ck["history"], ck["samples_seen"]
-            opt_state = ck["opt"]
-            if sampler is not None and ck.get("sampler") is not None:
-                sampler.load_state_dict(ck["sampler"])
+            start, opt_state = self._restore_full(ck, model, gate, sampler)
         elif ck is not None and ck.get("dense_state") is not None:
             self._dense_state = ck["dense_state"]
             self.history = ck["history"]
@@ -482,6 +478,15 @@ class DynSTTrainer:
                          sampler=sampler)
         self._dense_state = {"model": copy.deepcopy(model.state_dict()), "gate": copy.deepcopy(gate.state_dict())}
         return self._dense_state
+
+    def _restore_full(self, ck: dict, model: nn.Module, gate: SensorGate, sampler) -> tuple[int, dict]:
+        """Loads a warm-up/search checkpoint into the objects; returns (next epoch, optimizer state)."""
+        model.load_state_dict(ck["model"])
+        gate.load_state_dict(ck["gate"])
+        self.history, self._samples_seen = ck["history"], ck["samples_seen"]
+        if sampler is not None and ck.get("sampler") is not None:
+            sampler.load_state_dict(ck["sampler"])
+        return ck["epoch"], ck["opt"]
 
     def dense_model(self) -> tuple[nn.Module, SensorGate]:
         """The warmed-up dense model and its gate."""
@@ -499,11 +504,7 @@ class DynSTTrainer:
         start, ck, opt_state = 0, self._load(), None
         sampler = self._sampler(self.splits.train, c.search_epochs)
         if ck is not None and ck["phase"] == "search":
-            model.load_state_dict(ck["model"]); gate.load_state_dict(ck["gate"])
-            start, self.history, self._samples_seen = ck["epoch"], ck["history"], ck["samples_seen"]
-            opt_state = ck["opt"]
-            if sampler is not None and ck.get("sampler") is not None:
-                sampler.load_state_dict(ck["sampler"])
+            start, opt_state = self._restore_full(ck, model, gate, sampler)
         elif ck is not None and ck["phase"] == "finetune" and ck.get("search_model") is not None:
             self._searched = (ck["search_model"], ck["search_gate"])
             return SensorMask.from_dict(ck["mask"])
@@ -572,7 +573,9 @@ class DynSTTrainer:
         if ck is not None and ck["phase"] == "finetune" and ck.get("mask") == mask.to_dict():
             served.load_state_dict(ck["served"]); opt.load_state_dict(ck["opt"])
             start_epoch, best, best_state, bad = ck["epoch"], ck["best"], ck["best_state"], ck["bad"]
-            self.history = ck["history"]
+            self.history, self._samples_seen = ck["history"], ck["samples_seen"]
+            if sampler is not None and ck.get("sampler") is not None:
+                sampler.load_state_dict(ck["sampler"])
         for epoch in range(start_epoch, c.finetune_epochs):
             torch.manual_seed(_epoch_seed(c.seed, "finetune", epoch))
             if sampler is not None:
@@ -613,7 +616,7 @@ class DynSTTrainer:
             self._save({"phase": "finetune", "epoch": epoch + 1, "mask": mask.to_dict(), "served": served.state_dict(),
                         "opt": opt.state_dict(), "best": best, "best_state": best_state, "bad": bad,
                         "history": self.history, "samples_seen": self._samples_seen,
-                        "dense_state": self._dense_state,
+                        "dense_state": self._dense_state, "sampler": sampler.state_dict() if sampler else None,
                         "search_model": getattr(self, "_searched", (None, None))[0],
                         "search_gate": getattr(self, "_searched", (None, None))[1]})
             if bad >= c.patience:
