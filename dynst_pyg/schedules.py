@@ -6,10 +6,10 @@ the current importance scores, the regrow scores, and the current active set, an
 back either a new active set or :obj:`None` (no change). Steps are counted from the start
 of the search (``0 .. total - 1``).
 
-* :class:`OneShot`: prune straight to the target at step ``at``.
+* :class:`OneShot`: prune straight to the target once, by default at the end of the search.
 * :class:`Iterative`: ``rounds`` prunings following the cubic ramp
   ``s_r = s * (1 - (1 - r / R)^3)`` (Zhu & Gupta), spread over the first ``ramp_end`` of the search.
-* :class:`DropRegrow`: prune to the target at step 0, then every ``interval`` steps drop the
+* :class:`DropRegrow`: prune to the target at ``start_at`` of the search, then every ``interval`` steps drop the
   ``k`` weakest active sensors and regrow the ``k`` inactive sensors with the highest regrow
   score, ``k = ceil(alpha_t * K)`` with ``alpha_t = alpha / 2 * (1 + cos(pi * t / T_freeze))``;
   the mask freezes at ``freeze_at`` of the search.
@@ -111,17 +111,24 @@ class Schedule:
 
 
 class OneShot(Schedule):
-    """Prune to the target once, at search step ``at`` (default: ``0``, right after warm-up)."""
+    """Prune to the target once, at search step ``at``.
+
+    Args:
+        at (int, optional): Search step of the pruning; :obj:`None` prunes at the last step,
+            so the whole search measures importance with every sensor present
+            (default: :obj:`None`).
+    """
 
     name = "oneshot"
 
     def __init__(self, sparsity: Optional[float] = None, budget: Optional[int] = None,
-                 protected: Optional[Sequence[int]] = None, at: int = 0) -> None:
+                 protected: Optional[Sequence[int]] = None, at: Optional[int] = None) -> None:
         super().__init__(sparsity, budget, protected)
-        self.at = int(at)
+        self.at = None if at is None else int(at)
 
     def step(self, t, total, scores, regrow, active):
-        if t != min(self.at, max(total - 1, 0)):
+        last = max(total - 1, 0)
+        if t != (last if self.at is None else min(self.at, last)):
             return None
         return self._prune_to(self.target_kept(active.numel()), scores, active)
 
@@ -173,20 +180,26 @@ class DropRegrow(Schedule):
     """Fixed budget with periodic swaps of weak active sensors for promising inactive ones.
 
     Args:
-        interval (int, optional): Steps ``delta`` between swaps (default: ``10``).
+        interval (int, optional): Steps ``delta`` between swaps; :obj:`None` = 5 % of the search
+            (default: :obj:`None`).
         alpha (float, optional): Initial swap fraction of the active set (default: ``0.3``).
         freeze_at (float, optional): Fraction of the search after which the mask is frozen
             (default: ``0.75``).
+        start_at (float, optional): Fraction of the search spent measuring with every sensor
+            before the first pruning (default: ``0.25``).
     """
 
     name = "dropregrow"
 
     def __init__(self, sparsity: Optional[float] = None, budget: Optional[int] = None,
-                 protected: Optional[Sequence[int]] = None, interval: int = 10, alpha: float = 0.3,
-                 freeze_at: float = 0.75) -> None:
+                 protected: Optional[Sequence[int]] = None, interval: Optional[int] = None, alpha: float = 0.3,
+                 freeze_at: float = 0.75, start_at: float = 0.25) -> None:
         super().__init__(sparsity, budget, protected)
-        if not isinstance(interval, int) or interval < 1:
-            raise ValueError(f"`interval` must be a positive integer, got {interval!r}")
+        if interval is not None and (not isinstance(interval, int) or interval < 1):
+            raise ValueError(f"`interval` must be a positive integer or None, got {interval!r}")
+        if not 0.0 <= start_at < freeze_at:
+            raise ValueError(f"`start_at` must lie in [0, freeze_at), got {start_at!r}")
+        self.start_at = start_at
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"`alpha` must lie in [0, 1], got {alpha!r}")
         if not 0.0 < freeze_at <= 1.0:
@@ -202,12 +215,23 @@ class DropRegrow(Schedule):
             return 0.0
         return self.alpha / 2 * (1 + math.cos(math.pi * t / t_freeze))
 
+    def start_step(self, total: int) -> int:
+        """Search step of the first pruning (``start_at`` of the search)."""
+        return int(math.floor(self.start_at * total))
+
+    def interval_for(self, total: int) -> int:
+        """Steps between swaps: ``interval``, or 5 % of the search when it is :obj:`None`."""
+        return self.interval if self.interval is not None else max(1, int(round(0.05 * total)))
+
     def step(self, t, total, scores, regrow, active):
         n = active.numel()
         k_target = self.target_kept(n)
-        if t == 0 or int(active.sum()) != k_target:
+        t0 = self.start_step(total)
+        if t < t0:
+            return None  # measuring with every sensor present
+        if t == t0 or int(active.sum()) != k_target:
             return self._prune_to(k_target, scores, active)
-        if t % self.interval != 0:
+        if (t - t0) % self.interval_for(total) != 0:
             return None
         frac = self.swap_fraction(t, total)
         if frac <= 0:

@@ -34,8 +34,9 @@ def test_oneshot_prunes_once_to_target_keeping_protected():
     scores = torch.arange(N, dtype=torch.float)
     act = torch.ones(N, dtype=torch.bool)
     sch = OneShot(sparsity=0.5, protected=[0])
-    assert sch.step(1, 100, scores, scores, act) is None
-    new = sch.step(0, 100, scores, scores, act)
+    assert all(sch.step(t, 100, scores, scores, act) is None for t in range(99))
+    assert OneShot(sparsity=0.5, at=3).step(3, 100, scores, scores, act) is not None
+    new = sch.step(99, 100, scores, scores, act)
     assert int(new.sum()) == 10 and bool(new[0])
     assert new[11:].all() and not new[1:11].any()
 
@@ -65,7 +66,7 @@ def test_iterative_follows_cubic_ramp():
 
 def test_dropregrow_swaps_decay_and_freeze():
     N, total = 50, 100
-    sch = DropRegrow(sparsity=0.6, interval=10, alpha=0.4, freeze_at=0.75)
+    sch = DropRegrow(sparsity=0.6, interval=10, alpha=0.4, freeze_at=0.75, start_at=0.0)
     assert sch.swap_fraction(0, total) == pytest.approx(0.4)
     assert sch.swap_fraction(37.5, total) == pytest.approx(0.2)
     assert sch.swap_fraction(80, total) == 0.0
@@ -87,7 +88,7 @@ def test_dropregrow_swaps_decay_and_freeze():
 
 
 def test_dropregrow_never_drops_protected_and_budget():
-    sch = DropRegrow(budget=5, protected=[0, 1], interval=1, alpha=1.0)
+    sch = DropRegrow(budget=5, protected=[0, 1], interval=1, alpha=1.0, start_at=0.0)
     scores = torch.tensor([0.0, 0.0] + [1.0] * 8)
     act = sch.step(0, 10, scores, scores, torch.ones(10, dtype=torch.bool))
     assert bool(act[0]) and bool(act[1]) and int(act.sum()) == 5
@@ -96,6 +97,19 @@ def test_dropregrow_never_drops_protected_and_budget():
         if new is not None:
             act = new
         assert bool(act[0]) and bool(act[1]) and int(act.sum()) == 5
+
+
+def test_dropregrow_measures_first_then_swaps_on_an_automatic_interval():
+    sch = DropRegrow(sparsity=0.5, alpha=0.5)  # start_at 0.25, interval 5 % of the search
+    N, total = 20, 100
+    act = torch.ones(N, dtype=torch.bool)
+    scores = torch.arange(N, dtype=torch.float)
+    assert all(sch.step(t, total, scores, scores, act) is None for t in range(25))
+    act = sch.step(25, total, scores, scores, act)
+    assert int(act.sum()) == 10 and sch.interval_for(total) == 5
+    assert sch.step(27, total, scores, -scores, act) is None
+    new = sch.step(30, total, scores, -scores, act)
+    assert new is not None and int(new.sum()) == 10 and bool((new & ~act).any())
 
 
 def test_make_schedule_and_errors():
