@@ -192,6 +192,7 @@ def run_prune(spec: RunSpec, out: str | Path, dense_reference: bool = True, prog
 
         highlight = splits.dataset.meta.get("redundant") if spec.dataset == "synthetic" else None
         fig, _ = plot_sensor_map(splits.dataset, mask, highlight=highlight,
+                                 highlight_label="planted redundant",
                                  title=f"{spec.selector}: kept {mask.num_kept}/{N} sensors (target={spec.target})")
         fig.savefig(out / "map.png", dpi=120, bbox_inches="tight")
         import matplotlib.pyplot as plt
