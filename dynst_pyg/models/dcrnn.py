@@ -48,8 +48,8 @@ from typing import Dict, List, Optional
 import torch
 from torch import Tensor, nn
 
-from .supports import (SupportCache, check_forward_inputs, check_graph, diffuse, to_support_format,
-                       transition_supports)
+from .supports import (SupportCache, check_forward_inputs, check_graph, check_positive_ints, diffuse,
+                       to_support_format, transition_supports)
 
 __all__ = ["DCRNN", "DCGRUCell", "DiffusionConv", "DCRNN_PROFILES", "scheduled_sampling_ratio"]
 
@@ -192,10 +192,8 @@ class DCRNN(nn.Module):
         super().__init__()
         if profile not in DCRNN_PROFILES:
             raise ValueError(f"profile must be one of {sorted(DCRNN_PROFILES)}, got {profile!r}")
-        for name, val in (("num_nodes", num_nodes), ("in_features", in_features),
-                          ("out_features", out_features), ("t_in", t_in), ("t_out", t_out)):
-            if not isinstance(val, int) or val < 1:
-                raise ValueError(f"{name} must be a positive int, got {val!r}")
+        check_positive_ints(num_nodes=num_nodes, in_features=in_features, out_features=out_features,
+                            t_in=t_in, t_out=t_out)
         if support_kind not in ("dual", "forward"):
             raise ValueError(f"support_kind must be 'dual' or 'forward', got {support_kind!r}")
         if sparse_supports not in (True, False, "auto"):

@@ -44,8 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .supports import (SupportCache, check_forward_inputs, check_graph, diffuse, to_support_format,
-                       transition_supports)
+from .supports import (SupportCache, check_forward_inputs, check_graph, check_positive_ints, diffuse,
+                       to_support_format, transition_supports)
 
 __all__ = ["GraphWaveNet", "GWNET_PROFILES"]
 
@@ -124,10 +124,8 @@ class GraphWaveNet(nn.Module):
         super().__init__()
         if profile not in GWNET_PROFILES:
             raise ValueError(f"profile must be one of {sorted(GWNET_PROFILES)}, got {profile!r}")
-        for name, val in (("num_nodes", num_nodes), ("in_features", in_features),
-                          ("out_features", out_features), ("t_in", t_in), ("t_out", t_out)):
-            if not isinstance(val, int) or val < 1:
-                raise ValueError(f"{name} must be a positive int, got {val!r}")
+        check_positive_ints(num_nodes=num_nodes, in_features=in_features, out_features=out_features,
+                            t_in=t_in, t_out=t_out)
         if not (adaptive_adjacency or graph_supports):
             raise ValueError("at least one of adaptive_adjacency and graph_supports must be True")
         if support_kind not in ("dual", "forward"):

@@ -310,3 +310,10 @@ def diffuse(support: Tensor, z: Tensor) -> Tensor:
     z2 = z.reshape(z.size(0), -1)
     out = torch.sparse.mm(support, z2) if support.layout != torch.strided else support @ z2
     return out.view(z.shape)
+
+
+def check_positive_ints(**values: object) -> None:
+    """Raises ``ValueError`` naming the first argument that is not a positive ``int``."""
+    for name, val in values.items():
+        if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+            raise ValueError(f"{name} must be a positive int, got {val!r}")
