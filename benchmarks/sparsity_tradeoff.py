@@ -33,7 +33,7 @@ from dynst_pyg.mask import SensorMask  # noqa: E402
 from dynst_pyg.pipeline import make_backbone  # noqa: E402
 from dynst_pyg.placement import select_sensors  # noqa: E402
 from dynst_pyg.schedules import make_schedule  # noqa: E402
-from dynst_pyg.trainer import DynSTConfig, DynSTTrainer, measure_inference_speedup  # noqa: E402
+from dynst_pyg.trainer import DynSTConfig, DynSTTrainer  # noqa: E402
 
 SELECTORS = ["dense", "dynst-oneshot", "dynst-iterative", "dynst-dropregrow", "random", "degree", "pagerank",
              "betweenness", "qr"]
@@ -63,17 +63,6 @@ def parse(argv=None):
         a.warmup_epochs, a.search_epochs, a.finetune_epochs = 2, 2, 3
         a.max_batches = a.max_batches or 12
     return a
-
-
-def speedup(trainer: DynSTTrainer, served, mask: SensorMask) -> float:
-    sp = trainer.splits
-    dense = trainer.model_factory().eval()
-    x, _ = sp.test.batch(torch.arange(min(64, len(sp.test))))
-    xk = x[:, :, mask.keep]
-    served.eval()
-    with torch.no_grad():
-        return measure_inference_speedup(lambda: dense(x, sp.edge_index, sp.edge_weight), lambda: served(xk),
-                                         repeats=5, warmup=1)[2]
 
 
 def row(args, selector, schedule, sparsity, target, seed, m, spd, seconds, kept):
@@ -126,7 +115,7 @@ def main(argv=None):
                         mask = select_sensors(sel, splits, sparsity=s, seed=seed)
                         res = trainer.finetune(mask, start="dense")
                         name = sel
-                    spd = speedup(trainer, res.model, mask)
+                    spd = trainer.served_speedup(res.model, mask, repeats=5, warmup=1)[2]
                     rows.append(row(args, name, sched, s, target, seed, res.test_metrics, spd, time.time() - t0,
                                     mask.num_kept))
                     print(f"[seed {seed} {target}] {sel} @ {s}: MAE {res.test_metrics['mae']:.3f} "

@@ -55,15 +55,19 @@ class HistoricalAverage:
         return self.table[(steps + self.offset) % self.slots]
 
 
-def reference_metrics(splits: ForecastSplits, split: str = "test",
-                      horizons: Sequence[int] = (3, 6, 12)) -> dict[str, dict[str, float]]:
-    """Metrics of persistence and historical average on one split: ``{"persistence": {...}, "historical_average": {...}}``."""
+def reference_metrics(splits: ForecastSplits, split: str = "test", horizons: Sequence[int] = (3, 6, 12),
+                      nodes: Optional[Tensor] = None) -> dict[str, dict[str, float]]:
+    """Metrics of persistence and historical average on one split: ``{"persistence": {...}, "historical_average": {...}}``.
+
+    ``nodes`` (optional LongTensor) restricts the scoring to those sensors, e.g. the kept ones.
+    """
     if split not in ("train", "val", "test"):
         raise ValueError(f"`split` must be 'train', 'val' or 'test', got {split!r}")
     w = getattr(splits, split)
     _, y = w.tensors()
     nv = splits.null_value
-    return {
-        "persistence": forecast_metrics(persistence_forecast(w, splits), y, nv, horizons),
-        "historical_average": forecast_metrics(HistoricalAverage(splits).forecast(w), y, nv, horizons),
-    }
+    preds = {"persistence": persistence_forecast(w, splits), "historical_average": HistoricalAverage(splits).forecast(w)}
+    if nodes is not None:
+        y = y[:, :, nodes]
+        preds = {k: p[:, :, nodes] for k, p in preds.items()}
+    return {k: forecast_metrics(p, y, nv, horizons) for k, p in preds.items()}

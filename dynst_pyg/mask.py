@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .schedules import num_to_keep
+
 __all__ = ["SensorMask", "MASK_FORMAT_VERSION"]
 
 #: Version of the JSON layout written by :meth:`SensorMask.save`.
@@ -310,7 +312,7 @@ class SensorMask:
             sp = float(sparsity)
             if not (0.0 <= sp < 1.0) or math.isnan(sp):
                 raise ValueError(f"'sparsity' must be in [0, 1), got {sparsity}")
-            num_keep = n - int(math.floor(sp * n + 1e-9))
+            num_keep = num_to_keep(n, sparsity=sp)  # the schedules' rule, one definition
         else:
             if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
                 raise TypeError(f"'budget' must be an int in [1, {n}], got {type(budget).__name__}")

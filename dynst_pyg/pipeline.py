@@ -131,7 +131,7 @@ def run_prune(spec: RunSpec, out: str | Path, dense_reference: bool = True, prog
     """Runs one pruning job and writes the run directory; returns the metrics summary."""
     from .baselines import reference_metrics
     from .placement import select_sensors
-    from .trainer import DynSTTrainer, measure_inference_speedup
+    from .trainer import DynSTTrainer
 
     spec.validate()
     out = Path(out)
@@ -166,21 +166,14 @@ def run_prune(spec: RunSpec, out: str | Path, dense_reference: bool = True, prog
         trainer.config.checkpoint_dir = None  # keep the run's checkpoint; reuse its dense warm-up
         dense = trainer.dense_metrics()
         rows.append({"model": f"dense (N={N})", **_pick(dense)})
-    ref = reference_metrics(splits, "test", horizons=tuple(h for h in (3, 6, 12) if h <= splits.t_out))
-    if spec.target == "kept":
-        # reference forecasters over the kept sensors only, like the pruned model's numbers
-        ref = _reference_on(splits, mask)
+    # for target="kept" the reference forecasters are scored on the kept sensors only, like the pruned model
+    ref = reference_metrics(splits, "test", horizons=tuple(h for h in (3, 6, 12) if h <= splits.t_out),
+                            nodes=mask.keep if spec.target == "kept" else None)
     rows += [{"model": "persistence", **_pick(ref["persistence"])},
              {"model": "historical average", **_pick(ref["historical_average"])}]
 
     # inference speedup measured now: dense backbone on N nodes vs the served model on K nodes
-    dense_model = factory().eval()
-    served = result.model.eval()
-    x, _ = splits.test.batch(torch.arange(min(64, len(splits.test))))
-    xk = x[:, :, mask.keep]
-    with torch.no_grad():
-        d_ms, p_ms, speed = measure_inference_speedup(lambda: dense_model(x, splits.edge_index, splits.edge_weight),
-                                                      lambda: served(xk))
+    d_ms, p_ms, speed = trainer.served_speedup(result.model, mask)
     summary = {"spec": asdict(spec), "num_nodes": N, "num_kept": mask.num_kept, "sparsity": mask.sparsity,
                "test": result.test_metrics, "val": result.val_metrics, "dense_test": dense,
                "reference": ref, "dense_ms": d_ms, "pruned_ms": p_ms, "infer_speedup": speed,
@@ -205,18 +198,6 @@ def run_prune(spec: RunSpec, out: str | Path, dense_reference: bool = True, prog
 
 def _pick(m: dict) -> dict:
     return {k: m[k] for k in ("mae", "rmse", "mape", "mae_h3", "mae_h6", "mae_h12") if k in m}
-
-
-def _reference_on(splits: ForecastSplits, mask: SensorMask) -> dict:
-    from .baselines import HistoricalAverage, persistence_forecast
-    from .metrics import forecast_metrics
-
-    w = splits.test
-    _, y = w.tensors()
-    k = mask.keep
-    nv = splits.null_value
-    return {"persistence": forecast_metrics(persistence_forecast(w, splits)[:, :, k], y[:, :, k], nv),
-            "historical_average": forecast_metrics(HistoricalAverage(splits).forecast(w)[:, :, k], y[:, :, k], nv)}
 
 
 def _write_report(out: Path, spec: RunSpec, s: dict, rows: list[dict]) -> None:
