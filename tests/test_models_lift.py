@@ -92,3 +92,57 @@ def test_errors_and_no_mutation():
         LiftHead(4, path_graph(4), damping=0.0)
     with pytest.raises(ValueError, match="edge_index"):
         LiftHead(3, path_graph(4))
+
+
+# ---------------------------------------------------------------- bound head, ridge fit
+def test_bound_head_starts_harmonic_and_rejects_other_kept_sets():
+    kept = torch.tensor([0, 3])
+    free = LiftHead(4, path_graph(4), damping=1.0)
+    bound = LiftHead(4, path_graph(4), damping=1.0, kept=kept)
+    y = torch.randn(2, 3, 2, 1)
+    assert torch.allclose(bound(y, kept), free(y, kept))
+    assert torch.allclose(bound(y), free(y, kept))  # node_index defaults to the bound set
+    assert bound.prop_weight.shape == (2, 2) and bound.prop_weight.requires_grad
+    with pytest.raises(ValueError, match="bound"):
+        bound(y, torch.tensor([0, 2]))
+    with pytest.raises(RuntimeError, match="bound head"):
+        free.fit_ridge(torch.randn(10, 4))
+
+
+def test_fit_ridge_recovers_an_exact_linear_relation_and_ignores_invalid_readings():
+    g = torch.Generator().manual_seed(0)
+    t = 400
+    k0, k1, k2 = (torch.randn(t, generator=g) for _ in range(3))
+    p1 = 0.3 * k0 + 0.7 * k1 + 2.0
+    p3 = -0.5 * k2 + 0.2 * k0 - 1.0
+    series = torch.stack([k0, p1, k1, p3, k2], 1).unsqueeze(-1)  # nodes 1, 3 pruned
+    valid = torch.ones_like(series, dtype=torch.bool)
+    corrupt = series.clone()
+    corrupt[7, 1, 0] = 1e4  # a missing reading stored as garbage
+    valid[7, 1, 0] = False
+    ei = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
+    head = LiftHead(5, ei, kept=torch.tensor([0, 2, 4]))
+    before = corrupt.clone()
+    head.fit_ridge(corrupt, ridge=1e-9, valid=valid)
+    assert torch.equal(corrupt, before)  # the caller's series is untouched
+    y = series[:5, torch.tensor([0, 2, 4])].unsqueeze(0)  # [1, 5, 3, 1]
+    out = head(y)
+    assert torch.allclose(out[0, :, [1, 3]], series[:5, [1, 3]], atol=1e-3)
+    assert torch.allclose(out[0, :, [0, 2, 4]], y[0] + head.kept_bias[[0, 2, 4]])
+
+
+def test_fit_ridge_bad_input_and_state_dict_roundtrip():
+    kept = torch.tensor([0, 2])
+    head = LiftHead(3, path_graph(3), kept=kept)
+    with pytest.raises(ValueError, match="series must have shape"):
+        head.fit_ridge(torch.randn(10, 4))
+    with pytest.raises(ValueError, match="ridge"):
+        head.fit_ridge(torch.randn(10, 3), ridge=-1.0)
+    with pytest.raises(ValueError, match="valid"):
+        head.fit_ridge(torch.randn(10, 3), valid=torch.ones(9, 3, dtype=torch.bool))
+    head.fit_ridge(torch.randn(50, 3))
+    again = LiftHead(3, path_graph(3), kept=kept)
+    again.load_state_dict(head.state_dict())
+    y = torch.randn(2, 2, 2, 1)
+    assert torch.equal(again(y), head(y))
+    assert "bound" in repr(head)

@@ -21,6 +21,16 @@ for every one of the N sensors of the full network:
   embedding]`` added to it;
 * pruned nodes with **no path** to any kept node get the mean of the kept predictions
   (per sample, step and feature) before the correction.
+
+**Bound, learned propagation** (``kept=...``): a head built for one kept set holds its
+``U x K`` propagation matrix as a trainable parameter (initialised to the harmonic
+weights above). :meth:`LiftHead.fit_ridge` then sets it, with the pruned nodes' biases,
+to the ridge regression of each pruned sensor's training series on the kept sensors'
+series at the same step. On Los-loop with half the sensors kept, that regression
+reconstructs the pruned sensors from the *true* kept readings with a test MAE of
+2.8-4.4 mph against 6.2-8.1 mph for the harmonic weights (the graph says little about
+which neighbour a sensor resembles; the training series says a lot), so it is what the
+DynST trainer uses for ``target="all"``.
 """
 
 from __future__ import annotations
@@ -53,6 +63,10 @@ class LiftHead(nn.Module):
             ``[propagated value, node embedding]``; ``0`` disables it (default: ``0``).
         embedding_dim (int, optional): node-embedding size of that MLP (default: ``8``).
         cache_size (int, optional): number of kept sets whose weights are cached (default: ``8``).
+        kept (Tensor, optional): ``[K]`` kept node ids to *bind* the head to: the propagation
+            matrix becomes a trainable ``[U, K]`` parameter ``prop_weight`` (initialised to the
+            harmonic weights; see :meth:`fit_ridge`) and only this kept set is accepted by
+            :meth:`forward` (default: :obj:`None`, any kept set, fixed harmonic weights).
     """
 
     def __init__(
@@ -67,6 +81,7 @@ class LiftHead(nn.Module):
         hidden: int = 0,
         embedding_dim: int = 8,
         cache_size: int = 8,
+        kept: Optional[Tensor] = None,
     ) -> None:
         super().__init__()
         if not isinstance(num_nodes, int) or num_nodes < 1:
@@ -107,6 +122,19 @@ class LiftHead(nn.Module):
             self.register_parameter("node_emb", None)
             self.mlp = None
         self._cache: "OrderedDict[Tuple, Tuple[Tensor, Tensor, Tensor, Tensor]]" = OrderedDict()
+        if kept is not None:
+            self._check_node_index(kept)
+            pruned, weights, fallback, kept_ = self.propagation(kept)
+            # rows with no path to a kept node start as the mean of the kept predictions
+            k = kept_.numel()
+            init = torch.where(fallback.unsqueeze(1), torch.full_like(weights, 1.0 / k), weights)
+            self.register_buffer("bound_kept", kept_.clone())
+            self.register_buffer("bound_pruned", pruned.clone())
+            self.prop_weight = nn.Parameter(init.clone())
+        else:
+            self.register_buffer("bound_kept", None)
+            self.register_buffer("bound_pruned", None)
+            self.register_parameter("prop_weight", None)
 
     # ------------------------------------------------------------------ weights
     def _check_node_index(self, node_index: Tensor, k: Optional[int] = None) -> None:
@@ -185,6 +213,71 @@ class LiftHead(nn.Module):
         """Forget the cached propagation weights."""
         self._cache.clear()
 
+    @torch.no_grad()
+    def fit_ridge(self, series: Tensor, ridge: float = 1e-3, valid: Optional[Tensor] = None) -> "LiftHead":
+        """Set the bound propagation to the ridge regression of pruned on kept sensors.
+
+        For every pruned node ``u`` and feature ``f`` it solves
+        ``min_w,b  sum_t (s[t, u, f] - w . s[t, kept, f] - b_f)^2 + lam |w|^2`` with one ``w`` per
+        node shared by the features (features are centred separately and stacked), where
+        ``lam = ridge * mean(diag(X^T X))`` so that ``ridge`` does not depend on the scale
+        of the data. ``prop_weight`` gets ``w``, ``bias`` the intercepts and ``scale`` is
+        reset to 1 for the pruned nodes. The result is a starting point; the parameters
+        stay trainable.
+
+        Args:
+            series (Tensor): ``[T, N, F]`` (or ``[T, N]``) series on the scale of the forecasts
+                (the normalised training series). Pass *training* steps only.
+            ridge (float, optional): Relative ridge strength, ``>= 0`` (default: ``1e-3``).
+            valid (Tensor, optional): Bool mask like ``series``. Steps with an invalid reading
+                are left out when at least half of the steps (and ``2 K``) are complete;
+                otherwise invalid readings are replaced by their node's mean (default: all valid).
+
+        Returns:
+            LiftHead: ``self``.
+        """
+        if self.prop_weight is None:
+            raise RuntimeError("fit_ridge needs a bound head: build LiftHead(..., kept=node_index)")
+        if not isinstance(series, Tensor):
+            raise TypeError(f"series must be a Tensor [T, N, F], got {type(series).__name__}")
+        x = series.unsqueeze(-1) if series.dim() == 2 else series
+        if x.dim() != 3 or x.size(1) != self.num_nodes or x.size(2) != self.features:
+            raise ValueError(f"series must have shape [T, {self.num_nodes}, {self.features}], got {tuple(series.shape)}")
+        if x.size(0) < 2:
+            raise ValueError(f"series needs at least 2 time steps, got {x.size(0)}")
+        if not float(ridge) >= 0.0:
+            raise ValueError(f"ridge must be >= 0, got {ridge}")
+        x = x.detach().to(torch.float64).cpu()
+        if valid is not None:
+            v = (valid.unsqueeze(-1) if valid.dim() == 2 else valid).cpu()
+            if v.shape != x.shape:
+                raise ValueError(f"valid must have the shape of series {tuple(x.shape)}, got {tuple(valid.shape)}")
+        else:
+            v = torch.ones_like(x, dtype=torch.bool)
+        v = v & torch.isfinite(x)
+        kept, pruned = self.bound_kept.cpu(), self.bound_pruned.cpu()
+        full_rows = v.flatten(1).all(1)
+        if int(full_rows.sum()) >= max(2 * kept.numel(), x.size(0) // 2):
+            x, v = x[full_rows], v[full_rows]  # enough complete steps: fit on those only
+        cnt = v.sum(0)
+        mean = torch.where(v, x, torch.zeros_like(x)).sum(0) / cnt.clamp_min(1)
+        x = torch.where(v, x, mean.expand_as(x))
+        if pruned.numel() == 0:
+            return self
+        xc = (x - mean)  # [T, N, F], centred per node and feature
+        a = xc[:, kept].permute(2, 0, 1).reshape(-1, kept.numel())      # [F*T, K]
+        b = xc[:, pruned].permute(2, 0, 1).reshape(-1, pruned.numel())  # [F*T, U]
+        gram = a.t() @ a
+        lam = float(ridge) * float(gram.diagonal().mean().clamp_min(1e-12))
+        gram = gram + lam * torch.eye(gram.size(0), dtype=gram.dtype)
+        w = torch.linalg.solve(gram, a.t() @ b).t()  # [U, K]
+        bias = mean[pruned] - torch.einsum("uk,kf->uf", w, mean[kept])  # [U, F]
+        dev = self.prop_weight.device
+        self.prop_weight.copy_(w.to(device=dev, dtype=self.prop_weight.dtype))
+        self.bias[pruned.to(dev)] = bias.to(device=dev, dtype=self.bias.dtype)
+        self.scale[pruned.to(dev)] = 1.0
+        return self
+
     def _apply(self, fn, *args, **kwargs):  # moving the module invalidates cached weights
         self._cache.clear()
         return super()._apply(fn, *args, **kwargs)
@@ -208,12 +301,22 @@ class LiftHead(nn.Module):
         b, t, k, f = y_kept.shape
         if f != self.features:
             raise ValueError(f"y_kept has {f} features (last dim) but LiftHead was built with features={self.features}")
-        if node_index is None:
-            if k != self.num_nodes:
-                raise ValueError(f"y_kept has K={k} nodes but num_nodes={self.num_nodes}; pass node_index")
-            node_index = torch.arange(k, device=y_kept.device)
-        self._check_node_index(node_index, k)
-        pruned, weights, fallback, kept = self.propagation(node_index)
+        if self.prop_weight is not None:
+            kept = self.bound_kept
+            if node_index is not None and not torch.equal(node_index.to(kept.device).long(), kept):
+                raise ValueError("this LiftHead is bound to one kept set (built with kept=...) and node_index "
+                                 "differs from it; build a head for the new kept set")
+            if k != kept.numel():
+                raise ValueError(f"y_kept has K={k} nodes but the head is bound to {kept.numel()} kept nodes")
+            pruned, weights = self.bound_pruned, self.prop_weight
+            fallback = torch.zeros(pruned.numel(), dtype=torch.bool, device=kept.device)
+        else:
+            if node_index is None:
+                if k != self.num_nodes:
+                    raise ValueError(f"y_kept has K={k} nodes but num_nodes={self.num_nodes}; pass node_index")
+                node_index = torch.arange(k, device=y_kept.device)
+            self._check_node_index(node_index, k)
+            pruned, weights, fallback, kept = self.propagation(node_index)
         kept = kept.to(y_kept.device)
         out_kept = y_kept
         if self.kept_bias is not None:
@@ -235,5 +338,6 @@ class LiftHead(nn.Module):
         return out.index_copy(2, pruned, out_pruned)
 
     def extra_repr(self) -> str:
+        bound = "" if self.bound_kept is None else f", kept={self.bound_kept.numel()} (bound)"
         return (f"num_nodes={self.num_nodes}, features={self.features}, damping={self.damping}, "
-                f"residual={self.residual}, hidden={self.hidden}")
+                f"residual={self.residual}, hidden={self.hidden}{bound}")
