@@ -101,3 +101,91 @@ def test_bad_input():
         g.set_active(torch.ones(4, dtype=torch.bool))
     with pytest.raises(ValueError, match="x"):
         g(torch.ones(2, 3, 4, 1))
+
+
+# ---------------------------------------------------------------- reconstruction value
+from dynst_pyg.gate import elimination_order, training_moments  # noqa: E402
+
+
+def _brute_force_order(x, active, horizons, ridge=1e-3):
+    """Greedy backward elimination with explicit inverses (the definition)."""
+    xc = x - x.mean(0)
+    t = x.size(0) - max(horizons)
+    a_mat, y = xc[:t], torch.cat([xc[h:h + t] for h in horizons], 1)
+    a = [i for i in range(x.size(1)) if active[i]]
+    gram = a_mat.t() @ a_mat
+    lam = ridge * gram[a][:, a].diagonal().mean()
+    order = []
+    while a:
+        gi = torch.linalg.inv(gram[a][:, a] + lam * torch.eye(len(a), dtype=x.dtype))
+        b = gi @ (a_mat[:, a].t() @ y)
+        val = (b ** 2).sum(1) / gi.diagonal()
+        j = a[int(val.argmin())]
+        order.append(j)
+        a.remove(j)
+    return order
+
+
+@pytest.mark.parametrize("horizons", [(0,), (1, 3)])
+def test_elimination_order_matches_explicit_greedy(horizons):
+    torch.manual_seed(0)
+    x = torch.randn(300, 12, dtype=torch.float64) @ torch.randn(12, 12, dtype=torch.float64)
+    active = torch.ones(12, dtype=torch.bool)
+    active[[3, 7]] = False
+    gram, second = training_moments(x, horizons=horizons)
+    score = elimination_order(gram, active, second=second)
+    assert score[~active].eq(0).all() and score[active].gt(0).all()
+    got = [i for i in torch.argsort(score).tolist() if active[i]]
+    assert got == _brute_force_order(x, active, horizons)
+    assert float(score.max()) == pytest.approx(1.0)
+
+
+def test_predictive_elimination_drops_noisy_mixes_before_their_sources():
+    # sources are persistent AR(1) signals; each mix is their average plus white noise. Same-step
+    # reconstruction values the mix (it must reproduce its noise); future-step values the sources.
+    g = torch.Generator().manual_seed(1)
+    t, n_src = 3000, 6
+    src = torch.zeros(t, n_src, dtype=torch.float64)
+    eps = torch.randn(t, n_src, generator=g, dtype=torch.float64)
+    for i in range(1, t):
+        src[i] = 0.97 * src[i - 1] + eps[i]
+    mixes = [(src[:, i] + src[:, (i + 1) % n_src]) / 2 + 2.0 * torch.randn(t, generator=g, dtype=torch.float64)
+             for i in range(n_src)]
+    x = torch.cat([src, torch.stack(mixes, 1)], 1)
+    active = torch.ones(2 * n_src, dtype=torch.bool)
+    gram, second = training_moments(x, horizons=(1, 3, 6))
+    keep = torch.argsort(elimination_order(gram, active, second=second), descending=True)[:n_src]
+    assert sorted(keep.tolist()) == list(range(n_src))
+
+
+def test_training_moments_handles_invalid_readings_and_bad_input():
+    x = torch.randn(50, 4)
+    valid = torch.ones(50, 4, dtype=torch.bool)
+    valid[5, 2] = False
+    x2 = x.clone()
+    x2[5, 2] = 1e6  # ignored: replaced by the sensor's mean
+    g1, _ = training_moments(x2, valid)
+    mean2 = x[valid[:, 2], 2].mean()
+    x3 = x.clone()
+    x3[5, 2] = mean2
+    g3, _ = training_moments(x3)
+    assert torch.allclose(g1, g3, atol=1e-8)
+    with pytest.raises(ValueError, match="horizons"):
+        training_moments(x, horizons=(-1,))
+    with pytest.raises(ValueError, match="too few"):
+        training_moments(x, horizons=(60,))
+    with pytest.raises(ValueError, match="valid"):
+        training_moments(x, torch.ones(3, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="active"):
+        elimination_order(g1, torch.ones(4))
+
+
+def test_importance_blends_reconstruction_value():
+    g = SensorGate(4, gate_weight=0.0, marginal_weight=0.0, recon_weight=0.75)
+    g.saliency.copy_(torch.tensor([1.0, 0.5, 0.25, 0.0]))
+    before = g.importance()
+    assert torch.allclose(before, torch.tensor([1.0, 0.5, 0.25, 0.0]))  # no recon set yet: weight unused
+    g.recon = torch.tensor([0.25, 0.5, 0.75, 1.0])
+    assert torch.allclose(g.importance(), 0.25 * before + 0.75 * g.recon)
+    with pytest.raises(ValueError, match="recon_weight"):
+        SensorGate(4, recon_weight=1.5)
