@@ -53,6 +53,8 @@ def parse(argv=None):
     p.add_argument("--search-epochs", type=int, default=3)
     p.add_argument("--finetune-epochs", type=int, default=6)
     p.add_argument("--max-batches", type=int, default=None, help="cap on batches per epoch")
+    p.add_argument("--lift", default="ridge", choices=["ridge", "harmonic"],
+                   help="lift head propagation for target=all (see DynSTConfig.lift)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="1 seed, sparsity 0.5, fewer epochs (< 15 min on 2 cores)")
     p.add_argument("--out", default="benchmarks/results/sparsity_tradeoff.json")
@@ -69,7 +71,8 @@ def row(args, selector, schedule, sparsity, target, seed, m, spd, seconds, kept)
     return {"dataset": args.dataset, "model": args.model, "selector": selector, "schedule": schedule,
             "sparsity": sparsity, "target": target, "seed": seed, "num_kept": kept,
             "mae": m["mae"], "rmse": m["rmse"], "mape": m["mape"], "mae_h3": m["mae_h3"], "mae_h6": m["mae_h6"],
-            "mae_h12": m["mae_h12"], "infer_speedup": spd, "seconds": seconds}
+            "mae_h12": m["mae_h12"], "infer_speedup": spd, "seconds": seconds,
+            "lift": args.lift if target == "all" else ""}
 
 
 def main(argv=None):
@@ -89,7 +92,7 @@ def main(argv=None):
         for target in args.targets:
             cfg = DynSTConfig(target=target, warmup_epochs=args.warmup_epochs, search_epochs=args.search_epochs,
                               finetune_epochs=args.finetune_epochs, seed=seed, max_batches=args.max_batches,
-                              progress=False)
+                              lift=args.lift, progress=False)
             trainer = DynSTTrainer(factory, splits, cfg)
             t0 = time.time()
             trainer.warmup()

@@ -231,12 +231,14 @@ def load_run(run_dir: str | Path):
     N = splits.num_nodes
     cfg = _config(spec, None)
     cfg.progress = False
+    if spec.target == "all" and "lift.prop_weight" not in ck["state_dict"]:
+        cfg.lift = "harmonic"  # a run saved before the ridge lift existed
     trainer = DynSTTrainer(lambda: make_backbone(spec.backbone, N, splits.in_features, splits.out_features,
                                                  splits.t_in, splits.t_out, spec.profile), splits, cfg)
     sub = trainer.sub_splits(mask)
     from .gate import SensorGate
 
-    lift = trainer._new_lift() if spec.target == "all" else None
+    lift = trainer._new_lift(mask.keep, fit=False) if spec.target == "all" else None
     served = ServedModel(SensorGate(N), trainer.model_factory(), mask.keep, sub.edge_index, sub.edge_weight, lift)
     served.load_state_dict(ck["state_dict"])
     return spec, splits, mask, served.eval(), trainer, sub

@@ -79,6 +79,19 @@ class DynSTConfig:
             ``target="all"``: ``"node"`` the loss at its own node, ``"neighbourhood"`` the summed
             loss of its node and its graph neighbours, which also charges a sensor for the
             neighbours it helps reconstruct (default: ``"neighbourhood"``).
+        lift (str, optional): Propagation of the lift head for ``target="all"``: ``"ridge"``
+            (a trainable kept->pruned matrix initialised by ridge regression on the training
+            series, see :meth:`~dynst_pyg.models.lift.LiftHead.fit_ridge`) or ``"harmonic"``
+            (fixed graph interpolation) (default: ``"ridge"``).
+        lift_ridge (float, optional): Relative ridge strength of that fit (default: ``1e-3``).
+        recon_weight (float, optional): For ``target="all"``, weight of the reconstruction value
+            (backward elimination for the lift's ridge regression, see
+            :func:`~dynst_pyg.gate.elimination_order`) in the importance; the other terms share
+            the rest. Ignored for ``target="kept"`` and above 4,000 sensors (default: ``0.5``).
+        recon_horizons (tuple of int, optional): Steps ahead whose readings of every sensor the
+            reconstruction value regresses on the active sensors' current readings (those
+            ``> t_out`` are dropped; ``(0,)`` is same-step reconstruction, which also rewards
+            reproducing white noise) (default: ``(1, 3, 6, 12)``).
         reconnect (str, optional): Sub-graph reconnection for the fine-tune (default: ``"none"``).
         protected (sequence of int, optional): Sensors never pruned (default: none).
         max_batches (int, optional): Cap on batches per epoch, for quick runs (default: all).
@@ -112,6 +125,10 @@ class DynSTConfig:
     paired_dropout: bool = True
     dropout_keep: float = 0.5
     marginal_scope: str = "neighbourhood"
+    lift: str = "ridge"
+    lift_ridge: float = 1e-3
+    recon_weight: float = 0.5
+    recon_horizons: tuple = (1, 3, 6, 12)
     reconnect: str = "none"
     protected: Optional[Sequence[int]] = None
     max_batches: Optional[int] = None
@@ -130,6 +147,14 @@ class DynSTConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or v < (1 if name in ("batch_size", "patience") else 0):
                 raise ValueError(f"`{name}` must be a non-negative integer (batch_size, patience >= 1), got {v!r}")
+        if self.lift not in ("ridge", "harmonic"):
+            raise ValueError(f"`lift` must be 'ridge' or 'harmonic', got {self.lift!r}")
+        if not 0.0 <= self.recon_weight <= 1.0:
+            raise ValueError(f"`recon_weight` must lie in [0, 1], got {self.recon_weight!r}")
+        if not self.recon_horizons or any(not isinstance(h, int) or h < 0 for h in self.recon_horizons):
+            raise ValueError(f"`recon_horizons` must be non-negative ints, got {self.recon_horizons!r}")
+        if not self.lift_ridge >= 0:
+            raise ValueError(f"`lift_ridge` must be >= 0, got {self.lift_ridge!r}")
         if self.sample_pruning not in (None, "none", "full", "stprune", "infobatch", "random"):
             raise ValueError(f"`sample_pruning` must be 'stprune', 'infobatch', 'random' or None, got {self.sample_pruning!r}")
 
@@ -229,15 +254,61 @@ class DynSTTrainer:
     # ------------------------------------------------------------------ pieces
     def _new_gate(self) -> SensorGate:
         c = self.config
-        return SensorGate(self.N, ema=c.ema, gate_weight=c.gate_weight, marginal_weight=c.marginal_weight)
+        return SensorGate(self.N, ema=c.ema, gate_weight=c.gate_weight, marginal_weight=c.marginal_weight,
+                          recon_weight=c.recon_weight if self._use_recon else 0.0)
 
-    def _new_lift(self) -> nn.Module:
-        sp = self.splits
+    #: above this many sensors the reconstruction value (O(N^3) per active-set change) is skipped
+    RECON_MAX_NODES = 4000
+
+    @property
+    def _use_recon(self) -> bool:
+        c = self.config
+        return c.target == "all" and c.recon_weight > 0 and self.N <= self.RECON_MAX_NODES
+
+    def _moments(self) -> tuple[Tensor, Tensor]:
+        """Second moments of the normalised training series (target features, training steps)."""
+        if getattr(self, "_moments_cache", None) is None:
+            from .gate import training_moments
+
+            sp = self.splits
+            steps, tf = sp.train_steps, list(sp.target_features)
+            valid = None if sp.null_value is None else sp.dataset.series[:steps][..., tf] != sp.null_value
+            hs = [h for h in self.config.recon_horizons if h <= sp.t_out] or [0]
+            self._moments_cache = training_moments(sp.train.inputs[:steps][..., tf], valid, hs)
+        return self._moments_cache
+
+    def _update_recon(self, gate: SensorGate) -> None:
+        """Sets ``gate.recon`` for the current active set (recomputed only when the set changed)."""
+        if not self._use_recon:
+            return
+        key = gate.active.clone()
+        if gate.recon is not None and torch.equal(getattr(self, "_recon_key", torch.empty(0, dtype=torch.bool)), key):
+            return
+        from .gate import elimination_order
+
+        gram, second = self._moments()
+        gate.recon = elimination_order(gram, key, self.config.lift_ridge, second)
+        self._recon_key = key
+
+    def _new_lift(self, keep: Tensor, fit: bool = True) -> nn.Module:
+        """The lift head for kept set ``keep``; with ``lift="ridge"`` bound to it and (``fit``) fitted
+        on the normalised training series (training steps only)."""
+        sp, c = self.splits, self.config
         if self.lift_factory is not None:
             return self.lift_factory(self.N, sp.edge_index, sp.edge_weight, sp.out_features)
         from .models.lift import LiftHead
 
-        return LiftHead(self.N, sp.edge_index, sp.edge_weight, features=sp.out_features)
+        if c.lift == "harmonic":
+            return LiftHead(self.N, sp.edge_index, sp.edge_weight, features=sp.out_features)
+        head = LiftHead(self.N, sp.edge_index, sp.edge_weight, features=sp.out_features, kept=keep)
+        if fit:
+            steps, tf = sp.train_steps, list(sp.target_features)
+            series = sp.train.inputs[:steps][..., tf]
+            valid = None
+            if sp.null_value is not None:
+                valid = sp.dataset.series[:steps][..., tf] != sp.null_value
+            head.fit_ridge(series, ridge=c.lift_ridge, valid=valid)
+        return head
 
     def _loss(self, pred_norm: Tensor, y: Tensor, nodes: Optional[Tensor] = None,
               reduction: str = "mean") -> Tensor:
@@ -309,6 +380,8 @@ class DynSTTrainer:
             opt.load_state_dict(opt_state)
         steps_per_epoch = len(self._batches(len(train), 0))
         total = max(1, epochs * steps_per_epoch)
+        if phase == "search":
+            self._update_recon(gate)
         for epoch in range(start_epoch, epochs):
             torch.manual_seed(_epoch_seed(c.seed, phase, epoch))
             drop_gen = torch.Generator().manual_seed(_epoch_seed(c.seed, phase, epoch) + 17)
@@ -345,6 +418,7 @@ class DynSTTrainer:
                     new = schedule.step(t, total, gate.importance(), gate.regrow_score.clone(), gate.active.clone())
                     if new is not None:
                         gate.set_active(new)
+                        self._update_recon(gate)
                 bar.set_postfix(loss=f"{losses[-1]:.3f}", sparsity=f"{gate.sparsity:.2f}")
                 bar.update(1)
             bar.close()
@@ -510,6 +584,7 @@ class DynSTTrainer:
             return SensorMask.from_dict(ck["mask"])
         if c.search_epochs == 0:
             # no search steps: apply the schedule once on the warm-up statistics
+            self._update_recon(gate)
             new = schedule.step(0, 1, gate.importance(), gate.regrow_score, gate.active.clone())
             if new is not None:
                 gate.set_active(new)
@@ -518,8 +593,10 @@ class DynSTTrainer:
                              opt_state=opt_state, sampler=sampler)
         if gate.num_active != schedule.target_kept(self.N):
             # the schedule must end on target (e.g. a very short search): prune on the final scores
+            self._update_recon(gate)
             gate.set_active(schedule._prune_to(schedule.target_kept(self.N), gate.importance(), gate.active))
         self._searched = (copy.deepcopy(model.state_dict()), copy.deepcopy(gate.state_dict()))
+        self._update_recon(gate)
         scores = gate.importance()
         return SensorMask.from_bool(gate.active.clone(), scores=scores, sensor_ids=self.splits.dataset.sensor_id,
                                     method=f"dynst-{schedule.name}",
@@ -558,7 +635,7 @@ class DynSTTrainer:
             gate.active.fill_(True)  # on the sub-graph every present sensor is active
         keep = mask.keep
         sub = self.sub_splits(mask)
-        lift = self._new_lift() if c.target == "all" else None
+        lift = self._new_lift(keep) if c.target == "all" else None
         served = ServedModel(gate, backbone, keep, sub.edge_index, sub.edge_weight, lift)
         gate.track = False
         gate.gate.requires_grad_(True)

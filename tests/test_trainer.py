@@ -7,7 +7,7 @@ import torch
 
 from dynst_pyg.datasets import synthetic_road_network
 from dynst_pyg.mask import SensorMask
-from dynst_pyg.models import GraphWaveNet
+from dynst_pyg.models import GraphWaveNet, LiftHead
 from dynst_pyg.placement import select_sensors
 from dynst_pyg.trainer import DynSTConfig, DynSTTrainer, ServedModel
 
@@ -105,23 +105,51 @@ def test_bad_config():
         DynSTTrainer(factory(20), sp, quick_cfg(sample_pruning="magic"))
     with pytest.raises(ValueError, match="batch_size"):
         DynSTTrainer(factory(20), sp, quick_cfg(batch_size=0))
+    with pytest.raises(ValueError, match="lift"):
+        DynSTTrainer(factory(20), sp, quick_cfg(lift="kriging"))
+    with pytest.raises(ValueError, match="recon_weight"):
+        DynSTTrainer(factory(20), sp, quick_cfg(recon_weight=2.0))
+    with pytest.raises(ValueError, match="recon_horizons"):
+        DynSTTrainer(factory(20), sp, quick_cfg(recon_horizons=(-1,)))
+
+
+def test_ridge_lift_and_reconstruction_value_use_training_steps_only(tiny):
+    """The lift's regression and the search's reconstruction value never see val/test readings."""
+    mask = select_sensors("random", tiny, sparsity=0.5)
+    a = DynSTTrainer(factory(24), tiny, quick_cfg())
+    series = tiny.dataset.series.clone()
+    series[tiny.train_steps:] = series[tiny.train_steps:].flip(0) * 3.0  # scramble val + test
+    other = tiny.reprepare(tiny.dataset.replace(series=series), scaler=tiny.scaler)
+    b = DynSTTrainer(factory(24), other, quick_cfg())
+    la, lb = a._new_lift(mask.keep), b._new_lift(mask.keep)
+    assert la.prop_weight is not None and torch.equal(la.prop_weight, lb.prop_weight)
+    assert torch.equal(la.bias, lb.bias)
+    assert not torch.allclose(la.prop_weight, LiftHead(24, tiny.edge_index, tiny.edge_weight,
+                                                       kept=mask.keep).prop_weight)  # it was fitted
+    assert all(torch.equal(x, y) for x, y in zip(a._moments(), b._moments()))
+    # target="kept" does not use the reconstruction value; "harmonic" keeps the unbound head
+    assert not DynSTTrainer(factory(24), tiny, quick_cfg(target="kept"))._use_recon
+    assert DynSTTrainer(factory(24), tiny, quick_cfg(lift="harmonic"))._new_lift(mask.keep).prop_weight is None
 
 
 @pytest.mark.slow
 def test_planted_redundant_sensors_are_pruned():
     """Synthetic network with 40 % planted redundant sensors (noisy mixes of 2-3 neighbours).
 
-    Measured with this exact configuration: 16 of the 20 planted sensors are pruned at 40 %
-    sparsity (80 %); a random selection prunes 8 in expectation. The issue's goal is 90 %.
+    The issue's goal: DynST at 40 % sparsity prunes at least 90 % (18 of 20) of the planted
+    sensors. Measured with this configuration on generator seeds 0 / 1 / 2: 19-20 / 18 / 20
+    (iterative). Without the reconstruction value (``recon_weight=0``, saliency + gate +
+    paired-dropout marginal only) it pruned 16/20; a random selection prunes 8 in expectation
+    and pivoted QR prunes 3 (same-step reconstruction prefers the noisy mixes).
     """
     ds = synthetic_road_network(num_nodes=50, num_steps=2016, redundant_fraction=0.4, seed=0)
     sp = ds.prepare()
     cfg = DynSTConfig(sparsity=0.4, schedule="iterative", schedule_kwargs={"rounds": 4}, warmup_epochs=2,
-                      search_epochs=6, finetune_epochs=1, batch_size=32, progress=False, seed=0)
+                      search_epochs=2, finetune_epochs=1, batch_size=32, progress=False, seed=0)
     mask = DynSTTrainer(lambda: GraphWaveNet(50, profile="small"), sp, cfg).search()
     planted = set(ds.meta["redundant"].tolist())
     hit = len(planted & set(mask.pruned.tolist()))
     chance = len(planted & set(select_sensors("random", sp, sparsity=0.4).pruned.tolist()))
     assert mask.num_kept == 30
-    assert hit >= 15, f"only {hit}/20 planted sensors pruned"
+    assert hit >= 18, f"only {hit}/20 planted sensors pruned (goal: 90 %)"
     assert hit >= chance + 5
