@@ -19,9 +19,11 @@ the samplers' target-ratio mode is therefore
 ``s_epoch = s * E / (ceil(delta * E) - 1)`` (:func:`dynst_pyg.sampling.epoch_skip_ratio`);
 e.g. E = 10, delta = 0.875: s = 0.3 / 0.5 / 0.7 -> 0.375 / 0.625 / 0.875 per pruning
 epoch. All pruned policies use the same target-ratio mode: random prunes ``s_epoch`` of
-all windows; InfoBatch and ST-Prune skip a fraction ``r = sqrt(s_epoch)`` of the windows
-under the score quantile ``q = s_epoch / r`` (InfoBatch: loss only, one ratio;
-ST-Prune: loss x (1 + alpha complexity), per-stationarity-bin ratios).
+all windows; InfoBatch and ST-Prune skip a fraction ``r`` of the windows
+under the score quantile ``q = s_epoch / r`` with ``r = s_epoch ** 0.75`` (``--prune-ratio-power``;
+InfoBatch: loss only, one ratio; ST-Prune: loss x (1 + alpha complexity), per-stationarity-bin
+ratios). The learning rate follows a per-epoch cosine decay (``--lr-schedule``), the same for
+every policy.
 
 Usage::
 
@@ -62,15 +64,23 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--skip-targets", nargs="+", type=float, default=[0.3, 0.5, 0.7],
                    help="overall skipped fraction of window visits (all epochs)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--delta", type=float, default=0.875)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-schedule", choices=("cosine", "constant"), default="cosine",
+                   help="per-epoch learning rate: cosine decay to --lr-min-factor * lr over the epochs "
+                        "(the same for every policy), or constant")
+    p.add_argument("--lr-min-factor", type=float, default=0.05)
+    p.add_argument("--prune-ratio-power", type=float, default=0.75,
+                   help="InfoBatch/ST-Prune in target-ratio mode skip r = s_epoch ** power of the windows under "
+                        "the score quantile s_epoch / r (0.75: the samplers' default; 0.5: r = sqrt(s_epoch); "
+                        "1: r = s_epoch, every scored window is a candidate)")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--clip", type=float, default=5.0)
     p.add_argument("--alpha", type=float, default=1.0, help="ST-Prune complexity weight")
     p.add_argument("--num-bins", type=int, default=4, help="ST-Prune stationarity bins")
-    p.add_argument("--stationarity-strength", type=float, default=0.5)
+    p.add_argument("--stationarity-strength", type=float, default=0.2)
     p.add_argument("--train-stride", type=int, default=1, help="keep every k-th training window")
     p.add_argument("--profile", default="small", help="Graph WaveNet profile")
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (ratios are what matter)")
@@ -122,11 +132,22 @@ def make_policy(policy: str, skip_target: float, seed: int, args: argparse.Names
                 train: WindowDataset) -> PruningSampler:
     kw: Dict[str, Any] = dict(seed=seed)
     if policy != "full":
-        kw.update(delta=args.delta, target_ratio=epoch_skip_ratio(skip_target, args.epochs, args.delta))
+        s_epoch = epoch_skip_ratio(skip_target, args.epochs, args.delta)
+        kw.update(delta=args.delta, target_ratio=s_epoch)
+        if policy in ("infobatch", "stprune"):
+            kw.update(prune_ratio=s_epoch ** args.prune_ratio_power)
     if policy == "stprune":
         kw.update(alpha=args.alpha, num_bins=args.num_bins, stationarity_strength=args.stationarity_strength)
     return make_sampler(policy, len(train), args.epochs, window_dataset=train, edge_index=splits.edge_index,
                         edge_weight=splits.edge_weight, **kw)
+
+
+def epoch_lr(args: argparse.Namespace, epoch: int) -> float:
+    """Learning rate of ``epoch`` (per-epoch schedule, identical for every policy)."""
+    if args.lr_schedule == "constant" or args.epochs == 1:
+        return args.lr
+    lo = args.lr * args.lr_min_factor
+    return lo + 0.5 * (args.lr - lo) * (1.0 + math.cos(math.pi * epoch / (args.epochs - 1)))
 
 
 def run_one(policy: str, skip_target: float, seed: int, args: argparse.Namespace, splits,
@@ -141,6 +162,8 @@ def run_one(policy: str, skip_target: float, seed: int, args: argparse.Namespace
     per_epoch = []
     for epoch in range(args.epochs):
         model.train()
+        for group in opt.param_groups:
+            group["lr"] = epoch_lr(args, epoch)
         sampler.set_epoch(epoch)
         seen += len(sampler)
         per_epoch.append(len(sampler))

@@ -43,7 +43,11 @@ Thresholds: by default (``target_ratio=None``) the threshold is the mean score a
 ``target_ratio=s`` (target-ratio mode, for aggressive budgets) a fraction ``s`` of all
 (eligible) windows is skipped per pruning epoch: the threshold is the score quantile
 ``q = s / r``, and a fraction ``r`` of the windows under it is skipped; ``r`` defaults
-to ``sqrt(s)`` (so ``q = r``) and must be ``>= s``. Because epoch 0 and the annealing
+to ``s ** 0.75`` and must be ``>= s``. (``r = sqrt(s)`` puts weights ``1 / (1 - r)`` of 4-9 on
+the kept low-score windows at ``s ~ 0.6``; with an L1 forecasting loss a learned window's
+gradient does not shrink with its loss, so those weights mostly add variance: on Los-loop,
+30 epochs, skip 0.5, seed 0, ST-Prune's MAE went from +4.9 % to +2.8 % of full data with
+``s ** 0.75``, InfoBatch's from +3.7 % to +2.5 %.) Because epoch 0 and the annealing
 epochs prune nothing, an *overall* skip fraction over all ``E`` epochs needs a larger
 per-epoch fraction: :func:`epoch_skip_ratio` does that conversion
 (``s_epoch = s_overall * E / (ceil(delta * E) - 1)``).
@@ -319,7 +323,7 @@ class PruningSampler(Sampler[int]):
         num_epochs (int): Number of training epochs ``E`` (sets the annealing epoch).
         prune_ratio (float, optional): ``r`` in ``[0, 1)``: fraction of the
             below-threshold windows skipped per pruning epoch. (default: ``None``:
-            ``0.5`` with the mean threshold, ``sqrt(target_ratio)`` in target-ratio mode)
+            ``0.5`` with the mean threshold, ``target_ratio ** 0.75`` in target-ratio mode)
         target_ratio (float, optional): Target-ratio mode: fraction of all windows
             skipped per pruning epoch, in ``[0, 1)``, through a quantile threshold
             ``q = target_ratio / r`` (requires ``r >= target_ratio``). (default: ``None``:
@@ -351,7 +355,7 @@ class PruningSampler(Sampler[int]):
         self.delta = _check_delta(delta)
         self.target_ratio = None if target_ratio is None else _check_ratio("target_ratio", target_ratio)
         if prune_ratio is None:
-            prune_ratio = 0.5 if self.target_ratio is None else math.sqrt(self.target_ratio)
+            prune_ratio = 0.5 if self.target_ratio is None else self.target_ratio ** 0.75
         self.prune_ratio = _check_ratio("prune_ratio", prune_ratio)
         if self.target_ratio is not None and self.prune_ratio < self.target_ratio:
             raise ValueError(f"`prune_ratio` ({self.prune_ratio}) must be >= `target_ratio` "
@@ -725,7 +729,9 @@ class STPrune(PruningSampler):
             (default: ``1.0``)
         num_bins (int, optional): Number of stationarity bins. (default: ``4``)
         stationarity_strength (float, optional): How much more stationary bins are
-            pruned, in ``[0, 1)`` (0 = same ratio in every bin). (default: ``0.5``)
+            pruned, in ``[0, 1)`` (0 = same ratio in every bin). Larger values raise the
+            weights of the kept stationary windows; on Los-loop (30 epochs, skip 0.5, seed 0)
+            0.5 / 0.2 / 0 gave +2.8 / +2.5 / +2.1 % MAE vs full data. (default: ``0.2``)
         **kwargs: :class:`PruningSampler` arguments (``prune_ratio``, ``target_ratio``,
             ``delta``, ``seed``, ``shuffle``, ``num_replicas``, ``rank``, ...).
     """
@@ -733,7 +739,7 @@ class STPrune(PruningSampler):
     policy_name = "stprune"
 
     def __init__(self, complexity: Tensor, nonstationarity: Optional[Tensor] = None, *, num_epochs: int,
-                 alpha: float = 1.0, num_bins: int = 4, stationarity_strength: float = 0.5,
+                 alpha: float = 1.0, num_bins: int = 4, stationarity_strength: float = 0.2,
                  **kwargs: Any) -> None:
         if not isinstance(complexity, Tensor) or complexity.dim() != 1 or complexity.numel() == 0:
             raise ValueError(f"`complexity` must be a non-empty 1-D tensor [N], got {_describe(complexity)}")
