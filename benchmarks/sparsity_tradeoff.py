@@ -55,6 +55,10 @@ def parse(argv=None):
     p.add_argument("--max-batches", type=int, default=None, help="cap on batches per epoch")
     p.add_argument("--lift", default="ridge", choices=["ridge", "harmonic"],
                    help="lift head propagation for target=all (see DynSTConfig.lift)")
+    p.add_argument("--recon-weight", type=float, default=None,
+                   help="DynSTConfig.recon_weight for target=all (default: the config's default)")
+    p.add_argument("--recon-horizons", type=int, nargs="+", default=None,
+                   help="DynSTConfig.recon_horizons (default: the config's default)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="1 seed, sparsity 0.5, fewer epochs (< 15 min on 2 cores)")
     p.add_argument("--out", default="benchmarks/results/sparsity_tradeoff.json")
@@ -88,11 +92,16 @@ def main(argv=None):
         return make_backbone(args.model, N, splits.in_features, splits.out_features, splits.t_in, splits.t_out,
                              "small")
 
+    extra = {}
+    if args.recon_weight is not None:
+        extra["recon_weight"] = args.recon_weight
+    if args.recon_horizons is not None:
+        extra["recon_horizons"] = tuple(args.recon_horizons)
     for seed in args.seeds:
         for target in args.targets:
             cfg = DynSTConfig(target=target, warmup_epochs=args.warmup_epochs, search_epochs=args.search_epochs,
                               finetune_epochs=args.finetune_epochs, seed=seed, max_batches=args.max_batches,
-                              lift=args.lift, progress=False)
+                              lift=args.lift, progress=False, **extra)
             trainer = DynSTTrainer(factory, splits, cfg)
             t0 = time.time()
             trainer.warmup()
