@@ -265,16 +265,21 @@ class DynSTTrainer:
         c = self.config
         return c.target == "all" and c.recon_weight > 0 and self.N <= self.RECON_MAX_NODES
 
+    def _train_series(self) -> tuple[Tensor, Optional[Tensor]]:
+        """Normalised training steps of the target features ``[T_train, N, F_out]`` and their validity
+        (``None`` when the dataset has no null value); val/test steps are never included."""
+        sp = self.splits
+        steps, tf = sp.train_steps, list(sp.target_features)
+        valid = None if sp.null_value is None else sp.dataset.series[:steps][..., tf] != sp.null_value
+        return sp.train.inputs[:steps][..., tf], valid
+
     def _moments(self) -> tuple[Tensor, Tensor]:
-        """Second moments of the normalised training series (target features, training steps)."""
+        """Second moments of the normalised training series (see :func:`~dynst_pyg.gate.training_moments`)."""
         if getattr(self, "_moments_cache", None) is None:
             from .gate import training_moments
 
-            sp = self.splits
-            steps, tf = sp.train_steps, list(sp.target_features)
-            valid = None if sp.null_value is None else sp.dataset.series[:steps][..., tf] != sp.null_value
-            hs = [h for h in self.config.recon_horizons if h <= sp.t_out] or [0]
-            self._moments_cache = training_moments(sp.train.inputs[:steps][..., tf], valid, hs)
+            hs = [h for h in self.config.recon_horizons if h <= self.splits.t_out] or [0]
+            self._moments_cache = training_moments(*self._train_series(), horizons=hs)
         return self._moments_cache
 
     def _update_recon(self, gate: SensorGate) -> None:
@@ -302,11 +307,7 @@ class DynSTTrainer:
             return LiftHead(self.N, sp.edge_index, sp.edge_weight, features=sp.out_features)
         head = LiftHead(self.N, sp.edge_index, sp.edge_weight, features=sp.out_features, kept=keep)
         if fit:
-            steps, tf = sp.train_steps, list(sp.target_features)
-            series = sp.train.inputs[:steps][..., tf]
-            valid = None
-            if sp.null_value is not None:
-                valid = sp.dataset.series[:steps][..., tf] != sp.null_value
+            series, valid = self._train_series()
             head.fit_ridge(series, ridge=c.lift_ridge, valid=valid)
         return head
 
