@@ -41,7 +41,12 @@ from .mask import SensorMask
 from .metrics import forecast_metrics, masked_mae
 from .schedules import Schedule, make_schedule
 
-__all__ = ["DynSTConfig", "DynSTResult", "DynSTTrainer", "ServedModel", "measure_inference_speedup"]
+__all__ = ["CheckpointMismatchError", "DynSTConfig", "DynSTResult", "DynSTTrainer", "ServedModel",
+           "measure_inference_speedup"]
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint in ``checkpoint_dir`` does not fit the model this run builds."""
 
 ModelFactory = Callable[[], nn.Module]
 
@@ -359,6 +364,17 @@ class DynSTTrainer:
         torch.save(state, tmp)
         os.replace(tmp, p)  # atomic: an interrupted save never leaves a broken checkpoint
 
+    def _load_into(self, module: nn.Module, state: dict, what: str) -> None:
+        """``module.load_state_dict(state)`` for checkpointed state, with an actionable error."""
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[-1].strip()
+            raise CheckpointMismatchError(
+                f"the checkpoint {self._ckpt_path()} does not fit this run's {what} ({first}); it was written by "
+                f"another configuration or dynst_pyg version: delete {self._ckpt_path().parent} or choose another "
+                f"output directory to start afresh") from exc
+
     def _load(self) -> Optional[dict]:
         p = self._ckpt_path()
         if p is None or not p.is_file():
@@ -556,8 +572,8 @@ class DynSTTrainer:
 
     def _restore_full(self, ck: dict, model: nn.Module, gate: SensorGate, sampler) -> tuple[int, dict]:
         """Loads a warm-up/search checkpoint into the objects; returns (next epoch, optimizer state)."""
-        model.load_state_dict(ck["model"])
-        gate.load_state_dict(ck["gate"])
+        self._load_into(model, ck["model"], "backbone")
+        self._load_into(gate, ck["gate"], "sensor gate")
         self.history, self._samples_seen = ck["history"], ck["samples_seen"]
         if sampler is not None and ck.get("sampler") is not None:
             sampler.load_state_dict(ck["sampler"])
@@ -649,7 +665,8 @@ class DynSTTrainer:
         best, best_state, bad = math.inf, copy.deepcopy(served.state_dict()), 0
         start_epoch, ck = 0, self._load()
         if ck is not None and ck["phase"] == "finetune" and ck.get("mask") == mask.to_dict():
-            served.load_state_dict(ck["served"]); opt.load_state_dict(ck["opt"])
+            self._load_into(served, ck["served"], "served model")
+            opt.load_state_dict(ck["opt"])
             start_epoch, best, best_state, bad = ck["epoch"], ck["best"], ck["best_state"], ck["bad"]
             self.history, self._samples_seen = ck["history"], ck["samples_seen"]
             if sampler is not None and ck.get("sampler") is not None:

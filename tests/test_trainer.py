@@ -153,3 +153,12 @@ def test_planted_redundant_sensors_are_pruned():
     assert mask.num_kept == 30
     assert hit >= 18, f"only {hit}/20 planted sensors pruned (goal: 90 %)"
     assert hit >= chance + 5
+
+
+def test_resuming_a_checkpoint_of_another_configuration_fails_clearly(tiny, tmp_path):
+    # a fine-tune checkpoint with the graph-interpolation lift cannot be resumed into the ridge lift
+    DynSTTrainer(factory(24), tiny, quick_cfg(lift="harmonic", checkpoint_dir=str(tmp_path))).fit()
+    from dynst_pyg.trainer import CheckpointMismatchError
+
+    with pytest.raises(CheckpointMismatchError, match="delete .* or choose another output directory"):
+        DynSTTrainer(factory(24), tiny, quick_cfg(checkpoint_dir=str(tmp_path))).fit()
