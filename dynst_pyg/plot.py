@@ -69,14 +69,18 @@ MaskLike = Union[SensorMask, Tensor, np.ndarray, Sequence[bool], None]
 # ----------------------------------------------------------------------------------------
 # input handling
 # ----------------------------------------------------------------------------------------
-def _as_numpy_2d(value: Any, name: str) -> np.ndarray:
+def _float_array(value: Any, name: str, expected: str) -> np.ndarray:
+    """``value`` (tensor or array-like) as float64 numpy; ``expected`` words the TypeError."""
     if isinstance(value, Tensor):
-        arr = value.detach().cpu().to(torch.float64).numpy()
-    else:
-        try:
-            arr = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"'{name}' must be an [N, 2] array of (lon, lat) coordinates: {exc}") from None
+        return value.detach().cpu().to(torch.float64).numpy()
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"'{name}' must be {expected}: {exc}") from None
+
+
+def _as_numpy_2d(value: Any, name: str) -> np.ndarray:
+    arr = _float_array(value, name, "an [N, 2] array of (lon, lat) coordinates")
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0:
         raise ValueError(f"'{name}' must have shape [N, 2] with (lon, lat) per sensor, got {tuple(arr.shape)}")
     if not np.isfinite(arr).all():
@@ -156,13 +160,7 @@ def _resolve_scores(scores: Any, sensor_mask: Optional[SensorMask], n: int) -> O
         if sensor_mask is None or sensor_mask.scores is None:
             return None
         scores = sensor_mask.scores
-    if isinstance(scores, Tensor):
-        s = scores.detach().cpu().to(torch.float64).numpy()
-    else:
-        try:
-            s = np.asarray(scores, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"'scores' must be a 1-D array of numbers, one per sensor: {exc}") from None
+    s = _float_array(scores, "scores", "a 1-D array of numbers, one per sensor")
     if s.ndim != 1 or s.shape[0] != n:
         raise ValueError(f"'scores' must have one value per sensor (length N={n}), got shape {tuple(s.shape)}")
     if not np.isfinite(s).all():
