@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -55,8 +56,8 @@ class WindowDataset(Dataset):
         self.edge_weight = edge_weight
         self.pos = pos
         self.sensor_id = list(sensor_id) if sensor_id is not None else None
-        self._ar_in = torch.arange(self.t_in)
-        self._ar_out = torch.arange(self.t_in, self.t_in + self.t_out)
+        self._ar_in = torch.arange(self.t_in, device=self.starts.device)
+        self._ar_out = torch.arange(self.t_in, self.t_in + self.t_out, device=self.starts.device)
 
     def __len__(self) -> int:
         return self.starts.numel()
@@ -74,7 +75,7 @@ class WindowDataset(Dataset):
 
     def batch(self, index: Tensor | Sequence[int]) -> tuple[Tensor, Tensor]:
         """Returns ``(x [B, T_in, N, F_in], y [B, T_out, N, F_out])`` for window indices ``index``."""
-        idx = torch.as_tensor(index, dtype=torch.long).reshape(-1)
+        idx = torch.as_tensor(index, dtype=torch.long).reshape(-1).to(self.starts.device)
         if idx.numel() and (int(idx.min()) < -len(self) or int(idx.max()) >= len(self)):
             raise IndexError(f"`index` must lie in [0, {len(self)}), got min {int(idx.min())} max {int(idx.max())}")
         s = self.starts[idx].unsqueeze(1)
@@ -96,6 +97,21 @@ class WindowDataset(Dataset):
         if self.sensor_id is not None:
             data.sensor_id = list(self.sensor_id)
         return data
+
+    def to(self, device: torch.device | str) -> "WindowDataset":
+        """The same windows with the series on ``device`` (batches are then sliced there).
+
+        Splits that shared a series keep sharing it when moved with :meth:`ForecastSplits.to`.
+        """
+        return self._moved(self.inputs.to(device), self.targets.to(device), device)
+
+    def _moved(self, inputs: Tensor, targets: Tensor, device: torch.device | str) -> "WindowDataset":
+        return WindowDataset(inputs, targets, self.starts.to(device), self.t_in, self.t_out,
+                             self.edge_index.to(device), self.edge_weight.to(device), self.pos, self.sensor_id)
+
+    @property
+    def device(self) -> torch.device:
+        return self.inputs.device
 
     def __repr__(self) -> str:
         return f"WindowDataset(windows={len(self)}, nodes={self.num_nodes}, t_in={self.t_in}, t_out={self.t_out})"
@@ -128,6 +144,18 @@ class ForecastSplits:
             raise ValueError(f"`dataset` has {dataset.num_steps} steps, expected {self.dataset.num_steps}")
         return prepare(dataset, self.t_in, self.t_out, self.stride, self.ratios, self.time_features,
                        self.target_features, self.scaler if scaler is None else scaler, self.per_node_scaler)
+
+    def to(self, device: torch.device | str) -> "ForecastSplits":
+        """The same splits with their windows on ``device``: one copy of the series there, shared by
+        train, val and test (the dataset itself stays where it is)."""
+        tr = self.train
+        inputs, targets = tr.inputs.to(device), tr.targets.to(device)
+
+        def move(w: WindowDataset) -> WindowDataset:
+            same = w.inputs is tr.inputs and w.targets is tr.targets
+            return w._moved(inputs, targets, device) if same else w.to(device)
+
+        return dataclasses.replace(self, train=move(tr), val=move(self.val), test=move(self.test))
 
     @property
     def edge_index(self) -> Tensor:
