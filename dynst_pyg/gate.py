@@ -200,6 +200,9 @@ class SensorGate(nn.Module):
         self.register_buffer("marginal", torch.zeros(num_nodes))
         self.register_buffer("marginal_count", torch.zeros(num_nodes))
         self.track: bool = True
+        #: factor by which the loss was scaled before the backward pass (float16 mixed precision);
+        #: gradients seen by the saliency hook are divided by it
+        self.loss_scale: float = 1.0
 
     # ------------------------------------------------------------------ support
     @property
@@ -246,19 +249,21 @@ class SensorGate(nn.Module):
         K = self.num_nodes if node_index is None else node_index.numel()
         if x.size(2) != K:
             raise ValueError(f"`x` has {x.size(2)} sensors on dim 2 but the gate expects {K}")
+        on = self.active if support is None else support.to(self.active.device)
         if support is not None:
-            g = self.gate * support.to(self.gate.dtype)
+            g = self.gate * on.to(self.gate.dtype)
             g = (g if node_index is None else g[node_index]).to(x.dtype)
-            return x * g.view(1, 1, -1, 1)
-        g = self.effective(node_index).to(x.dtype)
-        out = x * g.view(1, 1, -1, 1)
-        if self.training and self.track and torch.is_grad_enabled() and out.requires_grad:
-            dense = x.detach()
-            gated = out.detach()
-            idx = None if node_index is None else node_index.detach()
-            out.register_hook(lambda grad: self._record(dense, gated, grad, idx))
+            out = x * g.view(1, 1, -1, 1)
+        else:
+            g = self.effective(node_index).to(x.dtype)
+            out = x * g.view(1, 1, -1, 1)
+            if self.training and self.track and torch.is_grad_enabled() and out.requires_grad:
+                dense = x.detach()
+                gated = out.detach()
+                idx = None if node_index is None else node_index.detach()
+                out.register_hook(lambda grad: self._record(dense, gated, grad, idx))
         if self.indicator:
-            a = self.active if node_index is None else self.active[node_index]
+            a = on if node_index is None else on[node_index]
             ind = a.to(x.dtype).view(1, 1, -1, 1).expand(x.size(0), x.size(1), -1, 1)
             out = torch.cat([out, ind], dim=-1)
         return out
@@ -266,8 +271,11 @@ class SensorGate(nn.Module):
     @torch.no_grad()
     def _record(self, dense: Tensor, gated: Tensor, grad: Tensor, node_index: Optional[Tensor]) -> None:
         B = max(1, dense.size(0))
+        grad = grad.float() / self.loss_scale if self.loss_scale != 1.0 else grad
         sal = (gated * grad).abs().sum(dim=(0, 1, 3)) / B
         reg = (dense * grad).sum(dim=(0, 1, 3)).abs() / B
+        if not (bool(torch.isfinite(sal).all()) and bool(torch.isfinite(reg).all())):
+            return  # an overflowed mixed-precision step (skipped by the optimiser too)
         idx = torch.arange(self.num_nodes, device=sal.device) if node_index is None else node_index
         beta = self.ema if int(self.num_updates) > 0 else 0.0
         act = self.active[idx]
@@ -288,6 +296,14 @@ class SensorGate(nn.Module):
         # samples are noisy, so this average is much longer than the saliency's
         rate = torch.clamp(1.0 / self.marginal_count[sensors], min=1.0 - self.marginal_ema)
         self.marginal[sensors] = self.marginal[sensors] + rate * (d - self.marginal[sensors])
+
+    def statistics(self) -> list[Tensor]:
+        """The running statistics that the importance reads (saliency, regrow score, marginal value).
+
+        They are linear in the per-step measurements, so their mean over the ranks of a data
+        parallel run equals the statistics of the ranks' pooled measurements (the trainer
+        all-reduces them after every step)."""
+        return [self.saliency, self.regrow_score, self.marginal]
 
     # ------------------------------------------------------------------ scores
     @torch.no_grad()
