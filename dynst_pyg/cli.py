@@ -1,7 +1,9 @@
-"""The ``dynst-pyg`` command.
+"""The ``dynst-pyg`` command (also ``python -m dynst_pyg`` and ``torchrun -m dynst_pyg``).
 
 Subcommands are registered in :data:`COMMANDS`; each has its own ``--help`` with
-defaults shown. Errors print one clear line and exit with a non-zero code.
+defaults shown. Input errors (a bad argument, file or checkpoint) print one clear line and
+exit with code 2; anything else is a bug and keeps its traceback. ``--debug`` shows the
+traceback of input errors too.
 """
 
 from __future__ import annotations
@@ -11,10 +13,6 @@ import json
 import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
-
-
-class CLIError(Exception):
-    """An error reported to the user as one line, exit code 2."""
 
 
 def _fmt() -> type:
@@ -39,22 +37,48 @@ def add_datasets(sub) -> None:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from .engine import DistContext, init_distributed
     from .pipeline import RunSpec, run_prune
 
+    if args.nproc > 1:
+        return _launch(args.nproc, args.argv)
+    device = init_distributed(args.device)
+    ctx = DistContext.current()
     spec = RunSpec(dataset=args.dataset, root=args.root, nodes=args.nodes, steps=args.steps, backbone=args.backbone,
                    profile=args.profile, selector=args.selector, sparsity=args.sparsity, budget=args.budget,
                    target=args.target, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
                    search_epochs=args.search_epochs, sample_pruning=args.sample_pruning, seed=args.seed,
-                   max_batches=args.max_batches, batch_size=args.batch_size)
+                   max_batches=args.max_batches, batch_size=args.batch_size,
+                   device=str(device) if ctx.is_distributed else args.device, precision=args.precision)
     try:
-        s = run_prune(spec, args.out, dense_reference=not args.no_dense, progress=not args.quiet)
+        s = run_prune(spec, args.out, dense_reference=not args.no_dense, progress=not args.quiet,
+                      restart=args.restart)
     except KeyboardInterrupt:
         print(f"dynst-pyg prune: interrupted; the last finished epoch is checkpointed in {args.out}/checkpoint, "
               "run the same command again to resume", file=sys.stderr)
         return 130
-    print((Path(args.out) / "report.md").read_text())
-    print(f"wrote {args.out}/: mask.json, model.pt, report.md, metrics.json, map.png")
+    if ctx.is_main:
+        print((Path(args.out) / "report.md").read_text())
+        print(f"wrote {args.out}/: mask.json, model.pt, report.md, metrics.json, map.png "
+              f"({s['processes']} process(es) on {s['device']})")
     return 0
+
+
+def _launch(nproc: int, argv: list[str]) -> int:
+    """Re-runs this command under ``torch.distributed.run`` with ``nproc`` processes on this machine."""
+    import subprocess
+
+    argv = list(argv)
+    for i, a in enumerate(argv):
+        if a == "--nproc":
+            del argv[i:i + 2]
+            break
+        if a.startswith("--nproc="):
+            del argv[i]
+            break
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "dynst_pyg", *argv]
+    return subprocess.call(cmd)
 
 
 def add_prune(sub) -> None:
@@ -87,13 +111,25 @@ def add_prune(sub) -> None:
     p.add_argument("--no-dense", action="store_true", help="skip the dense reference model in the report")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out", default="runs/prune", help="output directory")
+    p.add_argument("--restart", action="store_true",
+                   help="delete OUT/checkpoint first (a checkpoint of another run is never resumed)")
+    _add_device(p)
+    p.add_argument("--precision", default="32", choices=["32", "bf16", "16"],
+                   help="training precision (autocast; 16 also scales the loss); metrics are float32")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="processes on this machine: re-launches through torch.distributed.run (DDP; gloo on CPU, "
+                        "nccl on GPU); under torchrun leave it at 1")
     p.set_defaults(func=cmd_prune)
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .pipeline import evaluate_run
 
-    m = evaluate_run(args.run, args.split)
+    m = evaluate_run(args.run, args.split, device=args.device)
     print(f"{args.split} metrics of {args.run}: " + ", ".join(f"{k} {v:.3f}" for k, v in m.items()
                                                            if not k.startswith(("rmse_", "mape_"))))
     return 0
@@ -104,6 +140,7 @@ def add_evaluate(sub) -> None:
                        description="Rebuild the served model of a `dynst-pyg prune` run and report its metrics.")
     p.add_argument("--run", required=True, help="directory written by `dynst-pyg prune`")
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="which split")
+    _add_device(p)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -153,6 +190,7 @@ COMMANDS: list[Callable] = [add_prune, add_evaluate, add_map, add_datasets]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dynst-pyg", description="Which sensors can be switched off (DynST) and "
                                      "which training windows can be skipped (ST-Prune).")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of input errors too")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for add in COMMANDS:
@@ -160,15 +198,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Errors caused by the user's input (arguments, files, checkpoints): one line, exit code 2.
+INPUT_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("dynst-pyg: interrupted", file=sys.stderr)
         return 130
-    except (CLIError, ValueError, FileNotFoundError) as exc:
+    except INPUT_ERRORS as exc:
+        if args.debug:
+            raise
         msg = " ".join(str(exc).split())  # one line, whatever the exception text
         print(f"dynst-pyg {args.command}: error: {msg}", file=sys.stderr)
         return 2

@@ -25,7 +25,6 @@ __all__ = ["RunSpec", "SELECTOR_CHOICES", "make_backbone", "load_splits", "run_p
 #: Names accepted by ``--selector``.
 SELECTOR_CHOICES = ("dynst-oneshot", "dynst-iterative", "dynst-dropregrow", "random", "degree", "pagerank",
                     "betweenness", "qr")
-BACKBONES = ("gwnet", "dcrnn")
 
 
 @dataclass
@@ -49,6 +48,8 @@ class RunSpec:
     seed: int = 0
     max_batches: Optional[int] = None
     batch_size: int = 64
+    device: str = "auto"
+    precision: str = "32"
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -66,6 +67,11 @@ class RunSpec:
         for name in ("epochs", "warmup_epochs", "search_epochs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
+        from .engine import PRECISIONS, resolve_device
+
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        resolve_device(self.device)
 
 
 def load_splits(spec: RunSpec) -> ForecastSplits:
@@ -116,7 +122,8 @@ def _config(spec: RunSpec, out: Optional[Path]):
                        finetune_epochs=spec.epochs, seed=spec.seed, max_batches=spec.max_batches,
                        batch_size=spec.batch_size,
                        sample_pruning=None if spec.sample_pruning == "none" else spec.sample_pruning,
-                       checkpoint_dir=None if out is None else str(out / "checkpoint"), **spec.extra)
+                       checkpoint_dir=None if out is None else str(out / "checkpoint"), device=spec.device,
+                       precision=spec.precision, **spec.extra)
 
 
 def _markdown_table(rows: list[dict], keys: list[str]) -> str:
@@ -127,17 +134,16 @@ def _markdown_table(rows: list[dict], keys: list[str]) -> str:
     return head + body
 
 
-def run_prune(spec: RunSpec, out: str | Path, dense_reference: bool = True, progress: bool = True) -> dict:
-    """Runs one pruning job and writes the run directory; returns the metrics summary."""
-    from .baselines import reference_metrics
-    from .placement import select_sensors
+def _output_dir(out: str | Path) -> Path:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; expected a directory for mask.json, model.pt and report.md")
+    return out
+
+
+def _trainer(spec: RunSpec, splits: ForecastSplits, out: Optional[Path], progress: bool = False):
     from .trainer import DynSTTrainer
 
-    spec.validate()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(spec.seed)
-    splits = load_splits(spec)
     N = splits.num_nodes
 
     def factory():
@@ -146,7 +152,28 @@ def run_prune(spec: RunSpec, out: str | Path, dense_reference: bool = True, prog
 
     cfg = _config(spec, out)
     cfg.progress = progress
-    trainer = DynSTTrainer(factory, splits, cfg)
+    return DynSTTrainer(factory, splits, cfg, fingerprint_extra={"selector": spec.selector})
+
+
+def run_prune(spec: RunSpec, out: str | Path, dense_reference: bool = True, progress: bool = True,
+              restart: bool = False) -> dict:
+    """Runs one pruning job and writes the run directory; returns the metrics summary.
+
+    A checkpoint of the same run in ``out/checkpoint`` is resumed; one of another run stops
+    with :class:`~dynst_pyg.checkpoint.CheckpointMismatchError` unless ``restart`` deletes it
+    first. Under :mod:`torch.distributed` every rank trains and rank 0 alone writes.
+    """
+    from .baselines import reference_metrics
+    from .placement import select_sensors
+
+    spec.validate()
+    out = _output_dir(out)
+    torch.manual_seed(spec.seed)
+    splits = load_splits(spec)
+    N = splits.num_nodes
+    trainer = _trainer(spec, splits, out, progress)
+    if restart:
+        trainer.checkpoints.clear()
     t0 = time.perf_counter()
     if spec.selector.startswith("dynst-"):
         result = trainer.fit()
@@ -156,15 +183,11 @@ def run_prune(spec: RunSpec, out: str | Path, dense_reference: bool = True, prog
         result = trainer.finetune(mask, start="dense")
     seconds = time.perf_counter() - t0
     mask = result.mask
-    mask.save(out / "mask.json")
-    torch.save({"spec": asdict(spec), "state_dict": result.model.state_dict(), "mask": mask.to_dict(),
-                "scaler": splits.scaler.state_dict()}, out / "model.pt")
 
     rows = [{"model": f"{spec.selector} (K={mask.num_kept})", **_pick(result.test_metrics)}]
     dense = None
     if dense_reference:
-        trainer.config.checkpoint_dir = None  # keep the run's checkpoint; reuse its dense warm-up
-        dense = trainer.dense_metrics()
+        dense = trainer.dense_metrics()  # reuses the run's dense warm-up; not checkpointed
         rows.append({"model": f"dense (N={N})", **_pick(dense)})
     # for target="kept" the reference forecasters are scored on the kept sensors only, like the pruned model
     ref = reference_metrics(splits, "test", horizons=tuple(h for h in (3, 6, 12) if h <= splits.t_out),
@@ -177,7 +200,19 @@ def run_prune(spec: RunSpec, out: str | Path, dense_reference: bool = True, prog
     summary = {"spec": asdict(spec), "num_nodes": N, "num_kept": mask.num_kept, "sparsity": mask.sparsity,
                "test": result.test_metrics, "val": result.val_metrics, "dense_test": dense,
                "reference": ref, "dense_ms": d_ms, "pruned_ms": p_ms, "infer_speedup": speed,
-               "train_seconds": seconds}
+               "train_seconds": seconds, "device": str(trainer.device), "processes": trainer.dist.world_size}
+    if trainer.dist.is_main:
+        _write_run(out, spec, splits, result, summary, rows)
+    trainer.dist.barrier()
+    return summary
+
+
+def _write_run(out: Path, spec: RunSpec, splits: ForecastSplits, result, summary: dict, rows: list[dict]) -> None:
+    mask, N = result.mask, splits.num_nodes
+    out.mkdir(parents=True, exist_ok=True)
+    mask.save(out / "mask.json")
+    torch.save({"spec": asdict(spec), "state_dict": {k: v.cpu() for k, v in result.model.state_dict().items()},
+                "mask": mask.to_dict(), "scaler": splits.scaler.state_dict()}, out / "model.pt")
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))
     _write_report(out, spec, summary, rows)
     try:
@@ -193,7 +228,6 @@ def run_prune(spec: RunSpec, out: str | Path, dense_reference: bool = True, prog
         plt.close(fig)
     except ValueError as exc:  # e.g. a dataset without coordinates
         (out / "map.txt").write_text(f"no map: {exc}\n")
-    return summary
 
 
 def _pick(m: dict) -> dict:
@@ -214,37 +248,45 @@ def _write_report(out: Path, spec: RunSpec, s: dict, rows: list[dict]) -> None:
     (out / "report.md").write_text("\n".join(text) + "\n")
 
 
-def load_run(run_dir: str | Path):
-    """Rebuilds ``(spec, splits, mask, served_model)`` from a run directory."""
-    from .trainer import DynSTTrainer, ServedModel
-
+def load_run(run_dir: str | Path, device: Optional[str] = None):
+    """Rebuilds ``(spec, splits, mask, served_model, trainer, sub_splits)`` from a run directory
+    (on ``device``; default: the device the run was trained with, if this machine has it, else auto)."""
     run_dir = Path(run_dir)
     for f in ("mask.json", "model.pt"):
         if not (run_dir / f).is_file():
             raise FileNotFoundError(f"{run_dir / f} not found: point --run at a directory written by `dynst-pyg prune`")
-    ck = torch.load(run_dir / "model.pt", weights_only=False)
-    spec = RunSpec(**ck["spec"])
-    mask = SensorMask.load(run_dir / "mask.json")
+    try:
+        ck = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=False)
+        spec = RunSpec(**ck["spec"])
+        state = ck["state_dict"]
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
+        raise ValueError(f"{run_dir / 'model.pt'} is not a model file written by `dynst-pyg prune` "
+                         f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]}); run prune again") from exc
+    try:
+        mask = SensorMask.load(run_dir / "mask.json")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{run_dir / 'mask.json'} is not a valid mask file ({exc})") from exc
     splits = load_splits(spec)
     if mask.num_nodes != splits.num_nodes:
         raise ValueError(f"mask.json covers {mask.num_nodes} sensors but the dataset has {splits.num_nodes}")
-    N = splits.num_nodes
-    cfg = _config(spec, None)
-    cfg.progress = False
-    if spec.target == "all" and "lift.prop_weight" not in ck["state_dict"]:
-        cfg.lift = "harmonic"  # a run saved before the ridge lift existed
-    trainer = DynSTTrainer(lambda: make_backbone(spec.backbone, N, splits.in_features, splits.out_features,
-                                                 splits.t_in, splits.t_out, spec.profile), splits, cfg)
+    if device is not None:
+        spec.device = device
+    elif spec.device != "cpu":
+        spec.device = "auto"
+    if spec.target == "all" and "lift.prop_weight" not in state:
+        spec.extra = {**spec.extra, "lift": "harmonic"}  # a run saved before the ridge lift existed
+    trainer = _trainer(spec, splits, None)
     sub = trainer.sub_splits(mask)
-    from .gate import SensorGate
-
-    lift = trainer._new_lift(mask.keep, fit=False) if spec.target == "all" else None
-    served = ServedModel(SensorGate(N), trainer.model_factory(), mask.keep, sub.edge_index, sub.edge_weight, lift)
-    served.load_state_dict(ck["state_dict"])
+    served = trainer.served_model(mask, sub, fit_lift=False)
+    try:
+        served.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"{run_dir / 'model.pt'} does not fit the model its spec describes "
+                         f"({str(exc).strip().splitlines()[-1].strip()})") from exc
     return spec, splits, mask, served.eval(), trainer, sub
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
-    """Metrics of a saved run's served model on ``split``."""
-    spec, splits, mask, served, trainer, sub = load_run(run_dir)
+def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "auto") -> dict:
+    """Metrics of a saved run's served model on ``split``, computed on ``device``."""
+    spec, splits, mask, served, trainer, sub = load_run(run_dir, device=device)
     return trainer.evaluate_served(served, sub, split)

@@ -102,7 +102,8 @@ class Schedule:
     def step(self, t: int, total: int, scores: Tensor, regrow: Tensor, active: Tensor) -> Optional[Tensor]:
         raise NotImplementedError
 
-    def _prune_to(self, k: int, scores: Tensor, active: Tensor) -> Tensor:
+    def prune_to(self, k: int, scores: Tensor, active: Tensor) -> Tensor:
+        """The ``k`` best-scoring active sensors (protected ones always among them)."""
         return top_k_mask(scores, k, candidates=active, forced=self.protected_mask(active.numel()) & active)
 
     def __repr__(self) -> str:
@@ -130,7 +131,7 @@ class OneShot(Schedule):
         last = max(total - 1, 0)
         if t != (last if self.at is None else min(self.at, last)):
             return None
-        return self._prune_to(self.target_kept(active.numel()), scores, active)
+        return self.prune_to(self.target_kept(active.numel()), scores, active)
 
 
 class Iterative(Schedule):
@@ -173,7 +174,7 @@ class Iterative(Schedule):
         k = self.kept_after_round(r, active.numel())
         if k >= int(active.sum()):
             return None
-        return self._prune_to(k, scores, active)
+        return self.prune_to(k, scores, active)
 
 
 class DropRegrow(Schedule):
@@ -230,7 +231,7 @@ class DropRegrow(Schedule):
         if t < t0:
             return None  # measuring with every sensor present
         if t == t0 or int(active.sum()) != k_target:
-            return self._prune_to(k_target, scores, active)
+            return self.prune_to(k_target, scores, active)
         if (t - t0) % self.interval_for(total) != 0:
             return None
         frac = self.swap_fraction(t, total)

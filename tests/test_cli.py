@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -78,3 +79,52 @@ def test_errors_are_one_line_and_nonzero(args, msg, tmp_path):
 def test_parser_rejects_unknown_selector():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["prune", "--selector", "oracle"])
+
+
+def test_prune_never_reuses_a_checkpoint_of_another_run(tmp_path, capsys):
+    """Same --out, another --sparsity: refused with the differing field, then --restart starts afresh."""
+    out = tmp_path / "R"
+    base = ["prune", *TINY, "--selector", "dynst-oneshot", "--no-dense", "--out", str(out)]
+    assert main([*base, "--sparsity", "0.5"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["num_kept"] == 10
+    capsys.readouterr()
+    assert main([*base, "--sparsity", "0.8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config.sparsity: 0.5 -> 0.8" in err[0] and "--restart" in err[0]
+    assert json.loads((out / "metrics.json").read_text())["num_kept"] == 10      # nothing was overwritten
+    assert main([*base, "--sparsity", "0.8", "--restart"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["num_kept"] == 4
+
+
+def test_bad_output_and_model_files_are_one_line_errors(tmp_path, capsys):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    assert main(["prune", *TINY, "--out", str(f)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a file; expected a directory" in err[0]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "mask.json").write_text(json.dumps({"num_nodes": 3}))
+    (run / "model.pt").write_bytes(b"garbage")
+    assert main(["evaluate", "--run", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.pt is not a model file written by `dynst-pyg prune`" in err[0]
+
+
+def test_module_entry_point_and_nproc_flag():
+    r = subprocess.run([sys.executable, "-m", "dynst_pyg", "prune", "--help"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and "--nproc" in r.stdout and "--device" in r.stdout and "--precision" in r.stdout
+
+
+@pytest.mark.slow
+def test_prune_with_two_processes(tmp_path):
+    """`--nproc 2` re-launches through torch.distributed.run (gloo on CPU); rank 0 alone writes."""
+    out = tmp_path / "ddp"
+    r = subprocess.run([sys.executable, "-m", "dynst_pyg", "prune", *TINY, "--batch-size", "8", "--selector",
+                        "dynst-oneshot", "--no-dense", "--device", "cpu", "--nproc", "2", "--out", str(out)],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("wrote ") == 1 and "2 process(es) on cpu" in r.stdout
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["processes"] == 2 and m["num_kept"] == 10

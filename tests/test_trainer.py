@@ -59,7 +59,7 @@ def test_resume_after_interrupt_gives_the_same_result(tiny, tmp_path, monkeypatc
     ref = DynSTTrainer(factory(24), tiny, quick_cfg(warmup_epochs=2, finetune_epochs=2)).fit()
     cfg = quick_cfg(warmup_epochs=2, finetune_epochs=2, checkpoint_dir=str(tmp_path))
     tr = DynSTTrainer(factory(24), tiny, cfg)
-    real_save, calls = tr._save, {"n": 0}
+    real_save, calls = tr.checkpoints.save, {"n": 0}
 
     def save_then_interrupt(state):
         real_save(state)
@@ -67,7 +67,7 @@ def test_resume_after_interrupt_gives_the_same_result(tiny, tmp_path, monkeypatc
         if calls["n"] == 3:  # after warm-up (2 epochs) and the first search epoch
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(tr, "_save", save_then_interrupt)
+    monkeypatch.setattr(tr.checkpoints, "save", save_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         tr.fit()
     assert (tmp_path / "dynst_checkpoint.pt").is_file()
@@ -94,7 +94,7 @@ def test_sample_pruning_hook_skips_windows(tiny):
                                                        sample_pruning="stprune",
                                                        sample_pruning_kwargs={"target_ratio": 0.5}))
     res = pruned.fit()
-    assert res.samples_seen < full._samples_seen
+    assert res.samples_seen < full.samples_seen
 
 
 def test_bad_config():
@@ -121,15 +121,16 @@ def test_ridge_lift_and_reconstruction_value_use_training_steps_only(tiny):
     series[tiny.train_steps:] = series[tiny.train_steps:].flip(0) * 3.0  # scramble val + test
     other = tiny.reprepare(tiny.dataset.replace(series=series), scaler=tiny.scaler)
     b = DynSTTrainer(factory(24), other, quick_cfg())
-    la, lb = a._new_lift(mask.keep), b._new_lift(mask.keep)
+    la, lb = a.new_lift(mask.keep), b.new_lift(mask.keep)
     assert la.prop_weight is not None and torch.equal(la.prop_weight, lb.prop_weight)
     assert torch.equal(la.bias, lb.bias)
     assert not torch.allclose(la.prop_weight, LiftHead(24, tiny.edge_index, tiny.edge_weight,
                                                        kept=mask.keep).prop_weight)  # it was fitted
-    assert all(torch.equal(x, y) for x, y in zip(a._moments(), b._moments()))
+    active = torch.ones(24, dtype=torch.bool)
+    assert torch.equal(a.reconstruction().scores(active), b.reconstruction().scores(active))
     # target="kept" does not use the reconstruction value; "harmonic" keeps the unbound head
-    assert not DynSTTrainer(factory(24), tiny, quick_cfg(target="kept"))._use_recon
-    assert DynSTTrainer(factory(24), tiny, quick_cfg(lift="harmonic"))._new_lift(mask.keep).prop_weight is None
+    assert not DynSTTrainer(factory(24), tiny, quick_cfg(target="kept")).uses_reconstruction
+    assert DynSTTrainer(factory(24), tiny, quick_cfg(lift="harmonic")).new_lift(mask.keep).prop_weight is None
 
 
 @pytest.mark.slow
@@ -160,5 +161,57 @@ def test_resuming_a_checkpoint_of_another_configuration_fails_clearly(tiny, tmp_
     DynSTTrainer(factory(24), tiny, quick_cfg(lift="harmonic", checkpoint_dir=str(tmp_path))).fit()
     from dynst_pyg.trainer import CheckpointMismatchError
 
-    with pytest.raises(CheckpointMismatchError, match="delete .* or choose another output directory"):
+    with pytest.raises(CheckpointMismatchError, match="config.lift: 'harmonic' -> 'ridge'.*--restart"):
         DynSTTrainer(factory(24), tiny, quick_cfg(checkpoint_dir=str(tmp_path))).fit()
+
+
+def test_iterative_search_with_sample_pruning_performs_every_round(tiny):
+    """With ST-Prune skipping windows, the search still reaches every round of the iterative ramp."""
+    from dynst_pyg.schedules import Iterative
+
+    class Recording(Iterative):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.seen: list = []
+
+        def step(self, t, total, scores, regrow, active):
+            self.seen.append((t, total))
+            return super().step(t, total, scores, regrow, active)
+
+    sched = Recording(sparsity=0.5, rounds=5)
+    tr = DynSTTrainer(factory(24), tiny, quick_cfg(search_epochs=3, max_batches=None, batch_size=32,
+                                                   sample_pruning="stprune",
+                                                   sample_pruning_kwargs={"target_ratio": 0.5}))
+    mask = tr.search(sched)
+    total = sched.seen[0][1]
+    assert [t for t, _ in sched.seen] == list(range(total))
+    assert set(sched.round_steps(total)) <= {t for t, _ in sched.seen}
+    assert mask.num_kept == 12
+    search = [h for h in tr.history if h["phase"] == "search"]
+    assert search[1]["samples"] < search[0]["samples"]      # ST-Prune did skip windows in epoch 1
+
+
+def test_dense_metrics_honours_the_split(tiny):
+    tr = DynSTTrainer(factory(24), tiny, quick_cfg(finetune_epochs=1))
+    val, test = tr.dense_metrics("val"), tr.dense_metrics("test")
+    assert val["mae"] != test["mae"]
+    with pytest.raises(ValueError, match="`split`"):
+        tr.dense_metrics("train")
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(marginal_scope="nbhd"), "marginal_scope"), (dict(dropout_keep=0.0), "dropout_keep"),
+    (dict(reconnect="magic"), "reconnect"), (dict(budget=30), "budget"), (dict(protected=[0, 99]), "protected"),
+    (dict(schedule="greedy"), "schedule"), (dict(precision="8"), "precision"), (dict(device="tpu"), "device"),
+    (dict(sparsity=1.0), "sparsity"), (dict(val_max_windows=0), "val_max_windows"),
+])
+def test_every_config_field_is_validated(kw, msg):
+    sp = synthetic_road_network(num_nodes=20, num_steps=300).prepare()
+    with pytest.raises(ValueError, match=msg):
+        DynSTTrainer(factory(20), sp, quick_cfg(**kw))
+
+
+def test_us_spelling_of_neighbourhood_is_accepted():
+    cfg = quick_cfg(marginal_scope="neighborhood")
+    cfg.validate(20)
+    assert cfg.marginal_scope == "neighbourhood"

@@ -1,0 +1,7 @@
+"""``python -m dynst_pyg`` (and ``torchrun -m dynst_pyg``): the ``dynst-pyg`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
