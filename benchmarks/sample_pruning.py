@@ -50,8 +50,9 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
 from dynst_pyg.datasets import WindowDataset, load_los_loop, synthetic_road_network  # noqa: E402
+from dynst_pyg.engine import EpochEngine, Phase, resolve_device  # noqa: E402
 from dynst_pyg.metrics import forecast_metrics, masked_mae  # noqa: E402
-from dynst_pyg.sampling import POLICIES, PruningSampler, epoch_skip_ratio, iter_batches, make_sampler  # noqa: E402
+from dynst_pyg.sampling import POLICIES, PruningSampler, epoch_skip_ratio, make_sampler  # noqa: E402
 
 HORIZONS = (3, 6, 12)
 
@@ -78,6 +79,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         "1: r = s_epoch, every scored window is a candidate)")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--clip", type=float, default=5.0)
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--precision", default="32", choices=("32", "bf16", "16"), help="training precision")
     p.add_argument("--alpha", type=float, default=1.0, help="ST-Prune complexity weight")
     p.add_argument("--num-bins", type=int, default=4, help="ST-Prune stationarity bins")
     p.add_argument("--stationarity-strength", type=float, default=0.2)
@@ -97,9 +100,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def load_splits(args: argparse.Namespace):
+def load_splits(args: argparse.Namespace, device: torch.device):
     ds = load_los_loop() if args.dataset == "los-loop" else synthetic_road_network(num_nodes=40, num_steps=1200)
-    splits = ds.prepare(t_in=12, t_out=12)
+    splits = ds.prepare(t_in=12, t_out=12).to(device)   # windows are sliced on the device
     train = splits.train
     if args.train_stride > 1:
         train = WindowDataset(train.inputs, train.targets, train.starts[::args.train_stride], train.t_in,
@@ -117,13 +120,14 @@ def build_model(args: argparse.Namespace, splits, seed: int) -> torch.nn.Module:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, wd: WindowDataset, splits, batch_size: int = 128) -> Dict[str, float]:
+def evaluate(model: torch.nn.Module, wd: WindowDataset, splits, ei: torch.Tensor, ew: torch.Tensor,
+             batch_size: int = 128) -> Dict[str, float]:
     model.eval()
     preds, trues = [], []
     for start in range(0, len(wd), batch_size):
         idx = torch.arange(start, min(len(wd), start + batch_size))
         x, y = wd.batch(idx)
-        preds.append(splits.scaler.inverse_transform(model(x, splits.edge_index, splits.edge_weight)))
+        preds.append(splits.scaler.inverse_transform(model(x, ei, ew).float()))
         trues.append(y)
     return forecast_metrics(torch.cat(preds), torch.cat(trues), splits.null_value, horizons=HORIZONS)
 
@@ -151,36 +155,36 @@ def epoch_lr(args: argparse.Namespace, epoch: int) -> float:
 
 
 def run_one(policy: str, skip_target: float, seed: int, args: argparse.Namespace, splits,
-            train: WindowDataset) -> Dict[str, Any]:
-    model = build_model(args, splits, seed)
-    model.prepare_graph(splits.edge_index, splits.edge_weight)
+            train: WindowDataset, device: torch.device) -> Dict[str, Any]:
+    model = build_model(args, splits, seed).to(device)
+    ei, ew = splits.edge_index.to(device), splits.edge_weight.to(device)
+    model.prepare_graph(ei, ew)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     t0, c0 = time.perf_counter(), time.process_time()
     sampler = make_policy(policy, skip_target, seed, args, splits, train)
     setup = time.perf_counter() - t0
-    seen = 0
-    per_epoch = []
-    for epoch in range(args.epochs):
-        model.train()
+    per_epoch: List[int] = []
+
+    def loss(module: torch.nn.Module, idx: torch.Tensor) -> torch.Tensor:
+        x, y = train.batch(idx)
+        pred = splits.scaler.inverse_transform(module(x, ei, ew).float())
+        return masked_mae(pred, y, splits.null_value, reduction="none")
+
+    def set_lr(epoch: int) -> None:
         for group in opt.param_groups:
             group["lr"] = epoch_lr(args, epoch)
-        sampler.set_epoch(epoch)
-        seen += len(sampler)
-        per_epoch.append(len(sampler))
-        for idx in iter_batches(sampler, args.batch_size):
-            x, y = train.batch(idx)
-            pred = splits.scaler.inverse_transform(model(x, splits.edge_index, splits.edge_weight))
-            loss_ps = masked_mae(pred, y, splits.null_value, reduction="none")
-            loss = (loss_ps * sampler.weight_of(idx)).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if args.clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-            opt.step()
-            sampler.update(idx, loss_ps.detach())
+
+    # the package's one epoch loop (device, precision, sampler weights and updates, clipping)
+    engine = EpochEngine(device=device, precision=args.precision, batch_size=args.batch_size, clip_grad=args.clip,
+                         seed=seed, progress=False)
+    engine.run(Phase("train", model, opt, args.epochs, len(train), loss, sampler=sampler, on_epoch_start=set_lr,
+                     on_epoch_end=lambda rec, _: per_epoch.append(rec["samples"])))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     train_seconds = time.perf_counter() - t0
     train_cpu = time.process_time() - c0
-    metrics = evaluate(model, splits.test, splits)
+    metrics = evaluate(model, splits.test, splits, ei, ew)
+    seen = sum(per_epoch)
     row: Dict[str, Any] = {
         "policy": policy, "skip_target": skip_target if policy != "full" else 0.0, "seed": seed,
         "train_seconds": train_seconds, "setup_seconds": setup, "time_ratio": None,
@@ -266,16 +270,18 @@ def goal_check(summary: List[Dict[str, Any]]) -> List[str]:
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    splits, train = load_splits(args)
+    device = resolve_device(args.device)
+    splits, train = load_splits(args, device)
     print(f"data: {splits!r}; training windows used: {len(train)} (stride {args.train_stride}); "
-          f"epochs {args.epochs}, delta {args.delta}, batch {args.batch_size}, threads {args.threads}")
+          f"epochs {args.epochs}, delta {args.delta}, batch {args.batch_size}, threads {args.threads}, "
+          f"device {device}, precision {args.precision}")
     for s in args.skip_targets:
         print(f"skip target {s:.2f} overall -> {epoch_skip_ratio(s, args.epochs, args.delta):.3f} per pruning epoch "
               f"(epochs 1..{math.ceil(args.delta * args.epochs) - 1})")
     rows: List[Dict[str, Any]] = []
     t_start = time.perf_counter()
     for seed in args.seeds:
-        full_row = run_one("full", 0.0, seed, args, splits, train)
+        full_row = run_one("full", 0.0, seed, args, splits, train, device)
         full_row["time_ratio"] = full_row["cpu_time_ratio"] = 1.0
         print(f"  seed {seed} full: {full_row['train_seconds']:.1f}s MAE {full_row['mae']:.4f}", flush=True)
         if "full" in args.policies:
@@ -284,7 +290,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
             for policy in args.policies:
                 if policy == "full":
                     continue
-                row = run_one(policy, skip, seed, args, splits, train)
+                row = run_one(policy, skip, seed, args, splits, train, device)
                 row["time_ratio"] = row["train_seconds"] / full_row["train_seconds"]
                 row["cpu_time_ratio"] = row["train_cpu_seconds"] / full_row["train_cpu_seconds"]
                 rows.append(row)
@@ -300,7 +306,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     for line in goals:
         print(line)
     print(f"total wall time {time.perf_counter() - t_start:.1f}s")
-    result = {"config": {k: v for k, v in vars(args).items() if k != "out"}, "rows": rows,
+    result = {"config": {k: v for k, v in vars(args).items() if k != "out"}, "device": str(device),
+              "threads": torch.get_num_threads(), "rows": rows,
               "summary": summary, "goal": goals}
     if args.out:
         with open(args.out, "w") as fh:
