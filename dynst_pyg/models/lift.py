@@ -266,7 +266,8 @@ class LiftHead(nn.Module):
             raise TypeError(f"series must be a Tensor [T, N, F], got {type(series).__name__}")
         x = series.unsqueeze(-1) if series.dim() == 2 else series
         if x.dim() != 3 or x.size(1) != self.num_nodes or x.size(2) != self.features:
-            raise ValueError(f"series must have shape [T, {self.num_nodes}, {self.features}], got {tuple(series.shape)}")
+            raise ValueError(f"series must have shape [T, {self.num_nodes}, {self.features}], "
+                             f"got {tuple(series.shape)}")
         if x.size(0) < 2:
             raise ValueError(f"series needs at least 2 time steps, got {x.size(0)}")
         if not float(ridge) >= 0.0:
