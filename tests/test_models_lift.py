@@ -161,3 +161,20 @@ def test_kept_keyword_is_a_deprecated_alias_and_old_state_dicts_load():
     new.load_state_dict(state)
     y = torch.randn(2, 2, 2, 1)
     assert torch.equal(new(y), old(y)) and new.propagation(kept).pruned_index.tolist() == [1]
+
+
+def test_ridge_solve_tiny_exact_and_bad_input():
+    from dynst_pyg.linalg import ridge_penalty, ridge_solve
+
+    gram = torch.tensor([[2.0, 0.0], [0.0, 4.0]], dtype=torch.float64)
+    rhs = torch.tensor([[7.0, 1.0], [11.0, 2.0]], dtype=torch.float64)
+    assert ridge_penalty(gram, 0.5) == 1.5  # relative: 0.5 * mean(diag) = 0.5 * 3
+    w = ridge_solve(gram, rhs, 0.5)
+    assert w.tolist() == [[2.0, 1 / 3.5], [2.0, 2 / 5.5]]
+    assert torch.equal(ridge_solve(gram, rhs[:, 0], 0.0), torch.tensor([3.5, 2.75], dtype=torch.float64))
+    with pytest.raises(ValueError, match="'ridge' must be a number >= 0"):
+        ridge_solve(gram, rhs, -1.0)
+    with pytest.raises(ValueError, match="'gram' must be a square"):
+        ridge_solve(torch.ones(2, 3), rhs, 0.1)
+    with pytest.raises(ValueError, match="'rhs' must be a \\[K\\] or \\[K, M\\] tensor with K=2"):
+        ridge_solve(gram, torch.ones(3, 1), 0.1)
