@@ -8,14 +8,21 @@ r"""Node-subset operators on tensors and graphs.
 * :func:`select` / :func:`lift`: take the kept nodes out of a batched tensor and
   write results on the kept nodes back into a tensor over all ``N`` nodes.
 
-The kept set ``keep`` may be given everywhere as a :class:`~dynst_pyg.mask.SensorMask`,
-a LongTensor of indices or a BoolTensor of length ``N``. Node ``keep[i]`` of the
-original graph becomes node ``i`` of the subgraph, where ``keep`` is sorted (a
-:class:`SensorMask` always is; an index tensor is used in the order given).
+The graph functions follow :func:`torch_geometric.utils.subgraph`: the kept set
+``subset`` comes first, then ``edge_index`` and the edge weights or features, and the
+rest are keyword-only. ``subset`` may be given everywhere as a
+:class:`~dynst_pyg.mask.SensorMask`, a LongTensor of indices or a BoolTensor of length
+``N``. With ``relabel_nodes=True`` (the default here) node ``subset[i]`` of the original
+graph becomes node ``i`` of the result; a :class:`SensorMask` and a boolean mask are
+sorted, an index tensor is used in the order given by ``"none"`` and must be sorted for
+reconnection. With ``relabel_nodes=False`` every function returns original node ids.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple, Union
+import functools
+import inspect
+import warnings
+from typing import Any, Callable, Literal, Optional, Tuple, Union, overload
 
 import numpy as np
 import torch
@@ -44,7 +51,7 @@ _MAX_DENSE_ENTRIES = 200_000_000
 # ----------------------------------------------------------------------------------------
 # argument checking
 # ----------------------------------------------------------------------------------------
-def _resolve_keep(keep: Any, num_nodes: Optional[int], name: str = "keep",
+def _resolve_keep(keep: Any, num_nodes: Optional[int], name: str = "subset",
                   check_unique: bool = True) -> Tuple[Tensor, int]:
     """Returns (index LongTensor on CPU, num_nodes) after validation (no copy of caller data is modified)."""
     if isinstance(keep, SensorMask):
@@ -109,15 +116,63 @@ def _check_nonneg_weights(edge_weight: Optional[Tensor], mode: str) -> None:
                          f"(found {int((w < 0).sum())} negative weight(s))")
 
 
+def _deprecated_keep_keyword(fn: Callable) -> Callable:
+    """Accepts the former keyword ``keep=`` for ``subset=`` with a :class:`DeprecationWarning`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if "keep" in kwargs:
+            if "subset" in kwargs:
+                raise TypeError(f"{fn.__name__}(): pass 'subset' only ('keep' is its deprecated name)")
+            warnings.warn(f"{fn.__name__}(keep=...) is deprecated; use subset=...", DeprecationWarning, stacklevel=2)
+            kwargs["subset"] = kwargs.pop("keep")
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _legacy_order(old_signature: Callable, convert: Callable) -> Callable[[Callable], Callable]:
+    """Keeps calls in the former ``(edge_index, edge_weight, keep, ...)`` order working.
+
+    A call is in the former order when its first argument is a 2-D tensor (an
+    ``edge_index``; a kept set is never 2-D) or when it names ``keep``/``edge_weight``
+    the former way. It is bound to ``old_signature``, a :class:`DeprecationWarning` is
+    issued and ``convert(new_function, bound_arguments)`` answers it.
+    """
+    sig = inspect.signature(old_signature)
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            first = args[0] if args else kwargs.get("edge_index") if "subset" not in kwargs else None
+            legacy = (isinstance(first, Tensor) and first.dim() == 2 and "subset" not in kwargs) or "keep" in kwargs
+            if not legacy:
+                return fn(*args, **kwargs)
+            try:
+                bound = sig.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"{fn.__name__}(): {exc}; call it as {fn.__name__}{inspect.signature(fn)}") from None
+            bound.apply_defaults()
+            warnings.warn(f"{fn.__name__}(edge_index, edge_weight, keep, ...) is deprecated; call "
+                          f"{fn.__name__}(subset, edge_index, ...) as torch_geometric.utils.subgraph does "
+                          "(further arguments are keyword-only)", DeprecationWarning, stacklevel=2)
+            return convert(fn, bound.arguments)
+
+        return wrapper
+
+    return decorate
+
+
 # ----------------------------------------------------------------------------------------
 # tensor operators
 # ----------------------------------------------------------------------------------------
-def select(x: Tensor, keep: KeepLike, dim: int = -2) -> Tensor:
+@_deprecated_keep_keyword
+def select(x: Tensor, subset: KeepLike, dim: int = -2) -> Tensor:
     r"""Takes the kept nodes out of :obj:`x` along :obj:`dim`.
 
     Args:
         x (Tensor): Any tensor with the node axis at :obj:`dim`, e.g. ``[B, T, N, F]``.
-        keep (SensorMask, LongTensor or BoolTensor): The kept nodes.
+        subset (SensorMask, LongTensor or BoolTensor): The kept nodes.
         dim (int, optional): The node axis. (default: :obj:`-2`)
 
     Returns:
@@ -128,25 +183,26 @@ def select(x: Tensor, keep: KeepLike, dim: int = -2) -> Tensor:
     if not -x.dim() <= dim < x.dim():
         raise ValueError(f"'dim'={dim} is out of range for 'x' with {x.dim()} dimension(s)")
     n = x.size(dim)
-    idx, _ = _resolve_keep(keep, n if not isinstance(keep, SensorMask) else None, check_unique=False)
-    if isinstance(keep, SensorMask) and keep.num_nodes != n:
-        raise ValueError(f"'keep' is a SensorMask over {keep.num_nodes} nodes but 'x' has {n} entries "
+    idx, _ = _resolve_keep(subset, n if not isinstance(subset, SensorMask) else None, "subset", check_unique=False)
+    if isinstance(subset, SensorMask) and subset.num_nodes != n:
+        raise ValueError(f"'subset' is a SensorMask over {subset.num_nodes} nodes but 'x' has {n} entries "
                          f"along dim={dim}")
     return x.index_select(dim, idx.to(x.device))
 
 
-def lift(y_kept: Tensor, keep: KeepLike, num_nodes: Optional[int] = None, dim: int = -2,
+@_deprecated_keep_keyword
+def lift(y_kept: Tensor, subset: KeepLike, num_nodes: Optional[int] = None, dim: int = -2,
          fill: float = 0.0) -> Tensor:
     r"""Writes values on the kept nodes back into a tensor over all ``N`` nodes.
 
-    Entry ``i`` of :obj:`y_kept` along :obj:`dim` goes to node ``keep[i]``; all other
-    nodes hold :obj:`fill`. ``lift(select(x, keep), keep, N)`` equals :obj:`x` on kept
+    Entry ``i`` of :obj:`y_kept` along :obj:`dim` goes to node ``subset[i]``; all other
+    nodes hold :obj:`fill`. ``lift(select(x, subset), subset, N)`` equals :obj:`x` on kept
     nodes and :obj:`fill` elsewhere.
 
     Args:
         y_kept (Tensor): Values with ``K`` entries along :obj:`dim`.
-        keep (SensorMask, LongTensor or BoolTensor): The kept nodes (unique).
-        num_nodes (int, optional): ``N``; taken from :obj:`keep` when it is a
+        subset (SensorMask, LongTensor or BoolTensor): The kept nodes (unique).
+        num_nodes (int, optional): ``N``; taken from :obj:`subset` when it is a
             :class:`SensorMask` or a boolean mask. (default: :obj:`None`)
         dim (int, optional): The node axis. (default: :obj:`-2`)
         fill (float, optional): Value of the nodes that are not kept. (default: :obj:`0.0`)
@@ -155,9 +211,9 @@ def lift(y_kept: Tensor, keep: KeepLike, num_nodes: Optional[int] = None, dim: i
         raise TypeError(f"'y_kept' must be a tensor, got {type(y_kept).__name__}")
     if not -y_kept.dim() <= dim < y_kept.dim():
         raise ValueError(f"'dim'={dim} is out of range for 'y_kept' with {y_kept.dim()} dimension(s)")
-    idx, n = _resolve_keep(keep, num_nodes)
+    idx, n = _resolve_keep(subset, num_nodes, "subset")
     if y_kept.size(dim) != idx.numel():
-        raise ValueError(f"'y_kept' has {y_kept.size(dim)} entries along dim={dim} but 'keep' selects "
+        raise ValueError(f"'y_kept' has {y_kept.size(dim)} entries along dim={dim} but 'subset' selects "
                          f"{idx.numel()} nodes")
     shape = list(y_kept.shape)
     shape[dim] = n
@@ -168,8 +224,17 @@ def lift(y_kept: Tensor, keep: KeepLike, num_nodes: Optional[int] = None, dim: i
 # ----------------------------------------------------------------------------------------
 # k-hop bridging
 # ----------------------------------------------------------------------------------------
-def khop_reconnect(edge_index: Tensor, edge_weight: Optional[Tensor], keep: KeepLike,
-                   num_nodes: Optional[int] = None, k: int = 2) -> Tuple[Tensor, Tensor]:
+def _khop_old(edge_index, edge_weight, keep, num_nodes=None, k=2):  # former signature
+    pass
+
+
+def _khop_from_old(fn: Callable, a: dict) -> Tuple[Tensor, Tensor]:
+    return fn(a["keep"], a["edge_index"], a["edge_weight"], num_nodes=a["num_nodes"], k=a["k"], relabel_nodes=False)
+
+
+@_legacy_order(_khop_old, _khop_from_old)
+def khop_reconnect(subset: KeepLike, edge_index: Tensor, edge_weight: Optional[Tensor] = None, *,
+                   num_nodes: Optional[int] = None, k: int = 2, relabel_nodes: bool = True) -> Tuple[Tensor, Tensor]:
     r"""Edges between kept nodes that are linked only through pruned nodes.
 
     An edge ``u -> w`` (``u != w``, both kept) is returned when a directed walk
@@ -180,17 +245,22 @@ def khop_reconnect(edge_index: Tensor, edge_weight: Optional[Tensor], keep: Keep
     path). Pairs already joined by a direct kept-kept edge are not returned.
 
     Args:
+        subset (SensorMask, LongTensor or BoolTensor): The kept nodes.
         edge_index (LongTensor): ``[2, E]`` in the original numbering.
         edge_weight (Tensor, optional): ``[E]`` non-negative; ones if :obj:`None`.
-        keep (SensorMask, LongTensor or BoolTensor): The kept nodes.
-        num_nodes (int, optional): ``N``. (default: :obj:`None`)
+            (default: :obj:`None`)
+        num_nodes (int, optional): ``N``; required when :obj:`subset` is an index
+            tensor. (default: :obj:`None`)
         k (int, optional): Largest number of hops of a bridging walk. (default: :obj:`2`)
+        relabel_nodes (bool, optional): Number the kept nodes ``0..K-1`` in ascending
+            order of their original ids; :obj:`False` keeps the original ids.
+            (default: :obj:`True`)
 
     Returns:
-        (LongTensor, Tensor): edges ``[2, E_new]`` in the **original** numbering, sorted
-        by (source, target), and their weights ``[E_new]``.
+        (LongTensor, Tensor): the new edges ``[2, E_new]``, sorted by (source, target),
+        and their weights ``[E_new]``.
     """
-    idx, n = _resolve_keep(keep, num_nodes)
+    idx, n = _resolve_keep(subset, num_nodes)
     _check_graph(edge_index, edge_weight, n)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"'k' must be an int >= 1 (number of hops), got {k!r}")
@@ -254,6 +324,10 @@ def khop_reconnect(edge_index: Tensor, edge_weight: Optional[Tensor], keep: Keep
         ru, rw, rv = ru[fresh], rw[fresh], rv[fresh]
     out_dtype = edge_weight.dtype if edge_weight is not None and edge_weight.is_floating_point() \
         else torch.get_default_dtype()
+    if relabel_nodes:  # ascending kept ids -> 0..K-1 (a monotone map keeps the sort order)
+        new_id = torch.full((n,), -1, dtype=torch.long)
+        new_id[torch.sort(idx).values] = torch.arange(idx.numel())
+        ru, rw = new_id[ru], new_id[rw]
     return (torch.stack([ru, rw]).to(device),
             rv.to(dtype=out_dtype, device=device))
 
@@ -272,8 +346,18 @@ def _max_reduce(a: Tensor, b: Tensor, v: Tensor, n: int) -> Tuple[Tensor, Tensor
 # ----------------------------------------------------------------------------------------
 # Kron reduction
 # ----------------------------------------------------------------------------------------
-def kron_reduction(edge_index: Tensor, edge_weight: Optional[Tensor], keep: KeepLike,
-                   num_nodes: Optional[int] = None, tol: float = 1e-8) -> Tuple[Tensor, Tensor]:
+def _kron_old(edge_index, edge_weight, keep, num_nodes=None, tol=1e-8):  # former signature
+    pass
+
+
+def _kron_from_old(fn: Callable, a: dict) -> Tuple[Tensor, Tensor]:
+    return fn(a["keep"], a["edge_index"], a["edge_weight"], num_nodes=a["num_nodes"], tol=a["tol"])
+
+
+@_legacy_order(_kron_old, _kron_from_old)
+def kron_reduction(subset: KeepLike, edge_index: Tensor, edge_weight: Optional[Tensor] = None, *,
+                   num_nodes: Optional[int] = None, tol: float = 1e-8,
+                   relabel_nodes: bool = True) -> Tuple[Tensor, Tensor]:
     r"""Kron reduction of a weighted graph onto the kept nodes.
 
     With ``W`` the weighted adjacency (duplicate edges summed), the graph is first
@@ -293,17 +377,21 @@ def kron_reduction(edge_index: Tensor, edge_weight: Optional[Tensor], keep: Keep
     sparse LU factorisation :func:`scipy.sparse.linalg.splu`.
 
     Args:
+        subset (SensorMask, LongTensor or BoolTensor): The kept nodes.
         edge_index (LongTensor): ``[2, E]`` in the original numbering.
         edge_weight (Tensor, optional): ``[E]`` non-negative; ones if :obj:`None`.
-        keep (SensorMask, LongTensor or BoolTensor): The kept nodes.
-        num_nodes (int, optional): ``N``. (default: :obj:`None`)
+            (default: :obj:`None`)
+        num_nodes (int, optional): ``N``; required when :obj:`subset` is an index
+            tensor. (default: :obj:`None`)
         tol (float, optional): Reduced edges with weight ``<= tol`` are dropped.
             (default: :obj:`1e-8`)
+        relabel_nodes (bool, optional): Number the kept nodes ``0..K-1`` in ascending
+            order of their original ids; :obj:`False` keeps the original ids.
+            (default: :obj:`True`)
 
     Returns:
-        (LongTensor, Tensor): edges ``[2, E_red]`` **relabelled** to ``0..K-1`` (node
-        ``i`` is the ``i``-th kept node in sorted order), sorted by (source, target),
-        and their weights ``[E_red]`` (dtype of :obj:`edge_weight`).
+        (LongTensor, Tensor): edges ``[2, E_red]``, sorted by (source, target), and their
+        weights ``[E_red]`` (dtype of :obj:`edge_weight`).
 
     Raises:
         ValueError: on invalid arguments, negative or non-finite weights, or when one
@@ -314,7 +402,7 @@ def kron_reduction(edge_index: Tensor, edge_weight: Optional[Tensor], keep: Keep
     from scipy.sparse.csgraph import connected_components
     from scipy.sparse.linalg import splu
 
-    idx, n = _resolve_keep(keep, num_nodes)
+    idx, n = _resolve_keep(subset, num_nodes)
     _check_graph(edge_index, edge_weight, n)
     if not isinstance(tol, (int, float)) or isinstance(tol, bool) or tol < 0 or tol != tol:
         raise ValueError(f"'tol' must be a non-negative float, got {tol!r}")
@@ -450,6 +538,8 @@ def kron_reduction(edge_index: Tensor, edge_weight: Optional[Tensor], keep: Keep
         v = np.concatenate([v, loop_w[lr]])
         o = np.lexsort((c, r))
         r, c, v = r[o], c[o], v[o]
+    if not relabel_nodes:  # back to original ids (a monotone map keeps the sort order)
+        r, c = kept_idx[r], kept_idx[c]
     ei_out = torch.stack([torch.from_numpy(np.ascontiguousarray(r, dtype=np.int64)),
                           torch.from_numpy(np.ascontiguousarray(c, dtype=np.int64))]).to(device)
     w_out = torch.from_numpy(np.ascontiguousarray(v)).to(dtype=out_dtype, device=device)
@@ -481,24 +571,59 @@ def _lu_solve(lu: Any, rhs: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------
+def _induced_old(edge_index, edge_weight, keep, num_nodes=None, reconnect="none", k=2, tol=1e-8,
+                 edge_attr=None):  # former signature
+    pass
+
+
+def _induced_from_old(fn: Callable, a: dict) -> Any:
+    edge_attr = a["edge_attr"]
+    if edge_attr is None:
+        return fn(a["keep"], a["edge_index"], a["edge_weight"], num_nodes=a["num_nodes"], reconnect=a["reconnect"],
+                  k=a["k"], tol=a["tol"])
+    if a["reconnect"] != "none":
+        raise ValueError(f"'edge_attr' is only supported with reconnect='none' (reconnect={a['reconnect']!r} "
+                         f"creates edges that have no features)")
+    ei = a["edge_index"]
+    if not isinstance(edge_attr, Tensor) or edge_attr.dim() == 0 or edge_attr.size(0) != ei.size(1):
+        raise ValueError(f"'edge_attr' must be a tensor with E={ei.size(1)} rows")
+    out_ei, out_w, emask = fn(a["keep"], ei, a["edge_weight"], num_nodes=a["num_nodes"], k=a["k"],
+                              return_edge_mask=True)
+    return out_ei, out_w, edge_attr[emask]
+
+
+@overload
+def induced_subgraph(subset: KeepLike, edge_index: Tensor, edge_attr: Optional[Tensor] = ..., *,
+                     num_nodes: Optional[int] = ..., reconnect: str = ..., k: int = ..., tol: float = ...,
+                     relabel_nodes: bool = ..., return_edge_mask: Literal[False] = ...
+                     ) -> Tuple[Tensor, Optional[Tensor]]: ...
+
+
+@overload
+def induced_subgraph(subset: KeepLike, edge_index: Tensor, edge_attr: Optional[Tensor] = ..., *,
+                     num_nodes: Optional[int] = ..., reconnect: str = ..., k: int = ..., tol: float = ...,
+                     relabel_nodes: bool = ..., return_edge_mask: Literal[True]
+                     ) -> Tuple[Tensor, Optional[Tensor], Tensor]: ...
+
+
+@_legacy_order(_induced_old, _induced_from_old)
 def induced_subgraph(
+    subset: KeepLike,
     edge_index: Tensor,
-    edge_weight: Optional[Tensor],
-    keep: KeepLike,
+    edge_attr: Optional[Tensor] = None,
+    *,
     num_nodes: Optional[int] = None,
     reconnect: str = "none",
     k: int = 2,
     tol: float = 1e-8,
-    edge_attr: Optional[Tensor] = None,
-) -> Union[Tuple[Tensor, Optional[Tensor]], Tuple[Tensor, Optional[Tensor], Optional[Tensor]]]:
-    r"""The subgraph on the kept nodes, relabelled to ``0..K-1``.
+    relabel_nodes: bool = True,
+    return_edge_mask: bool = False,
+) -> Union[Tuple[Tensor, Optional[Tensor]], Tuple[Tensor, Optional[Tensor], Tensor]]:
+    r"""The subgraph on the kept nodes, like :func:`torch_geometric.utils.subgraph`, with reconnection.
 
-    Node ``keep[i]`` becomes node ``i`` (``keep`` sorted for a :class:`SensorMask` or
-    boolean mask; an index tensor is used in the order given, as in
-    :func:`torch_geometric.utils.subgraph`, which does the work for ``"none"``).
-
-    * ``reconnect="none"``: the plain induced subgraph; edges keep their input order
-      and :obj:`edge_weight` / :obj:`edge_attr` stay aligned.
+    * ``reconnect="none"``: the plain induced subgraph (computed by
+      :func:`torch_geometric.utils.subgraph`); edges keep their input order and
+      :obj:`edge_attr` (weights ``[E]`` or features ``[E, *]``) stays aligned.
     * ``reconnect="khop"``: the induced subgraph plus, appended after it, an edge
       ``u -> w`` for every pair of kept nodes joined by a directed walk of at most
       :obj:`k` hops whose inner nodes are all pruned, weighted by the largest product
@@ -506,69 +631,71 @@ def induced_subgraph(
     * ``reconnect="kron"``: the Kron reduction of the symmetrised graph
       (see :func:`kron_reduction`); the result is symmetric.
 
+    With reconnection, :obj:`edge_attr` must be non-negative edge weights ``[E]``
+    (ones if :obj:`None`): new edges have a weight but no other features.
+
     Args:
+        subset (SensorMask, LongTensor or BoolTensor): The kept nodes.
         edge_index (LongTensor): ``[2, E]``.
-        edge_weight (Tensor, optional): ``[E]``; treated as ones by ``"khop"`` and
-            ``"kron"`` when :obj:`None`, which must then be non-negative.
-        keep (SensorMask, LongTensor or BoolTensor): The kept nodes.
-        num_nodes (int, optional): ``N``; required for an index tensor.
-            (default: :obj:`None`)
+        edge_attr (Tensor, optional): Edge weights ``[E]`` or, with
+            ``reconnect="none"``, any edge features ``[E, *]``. (default: :obj:`None`)
+        num_nodes (int, optional): ``N``; required when :obj:`subset` is an index
+            tensor. (default: :obj:`None`)
         reconnect (str, optional): ``"none"``, ``"khop"`` or ``"kron"``.
             (default: :obj:`"none"`)
         k (int, optional): Largest hop count for ``"khop"``. (default: :obj:`2`)
         tol (float, optional): Sparsification threshold for ``"kron"``.
             (default: :obj:`1e-8`)
-        edge_attr (Tensor, optional): ``[E, *]`` edge features, only with
-            ``reconnect="none"`` (new edges would have no features). (default: :obj:`None`)
+        relabel_nodes (bool, optional): Number node ``subset[i]`` as ``i``;
+            :obj:`False` keeps the original ids. Unlike PyG's default, :obj:`True`,
+            because the result is meant to be the graph of the ``K`` kept nodes.
+            (default: :obj:`True`)
+        return_edge_mask (bool, optional): Also return the ``[E]`` boolean mask of the
+            input edges that were kept; only with ``reconnect="none"``.
+            (default: :obj:`False`)
 
     Returns:
-        ``(edge_index, edge_weight)``, or ``(edge_index, edge_weight, edge_attr)`` when
-        :obj:`edge_attr` is given. The returned :obj:`edge_weight` is :obj:`None` only
-        for ``reconnect="none"`` with :obj:`edge_weight=None`.
+        ``(edge_index, edge_attr)``, or ``(edge_index, edge_attr, edge_mask)`` with
+        :obj:`return_edge_mask`. The returned :obj:`edge_attr` is :obj:`None` only for
+        ``reconnect="none"`` with :obj:`edge_attr=None`.
     """
     from torch_geometric.utils import subgraph as pyg_subgraph
 
     if reconnect not in RECONNECT_MODES:
         raise ValueError(f"'reconnect' must be one of {RECONNECT_MODES}, got {reconnect!r}")
-    idx, n = _resolve_keep(keep, num_nodes)
-    _check_graph(edge_index, edge_weight, n)
+    idx, n = _resolve_keep(subset, num_nodes)
+    _check_graph(edge_index, None, n)
     if edge_attr is not None:
         if not isinstance(edge_attr, Tensor) or edge_attr.dim() == 0 or edge_attr.size(0) != edge_index.size(1):
-            raise ValueError(f"'edge_attr' must be a tensor with E={edge_index.size(1)} rows")
-        if reconnect != "none":
-            raise ValueError(f"'edge_attr' is only supported with reconnect='none' (reconnect={reconnect!r} "
-                             f"creates edges that have no features)")
+            got = tuple(edge_attr.shape) if isinstance(edge_attr, Tensor) else type(edge_attr).__name__
+            raise ValueError(f"'edge_attr' must be a tensor with E={edge_index.size(1)} rows, got {got}")
+        if reconnect != "none" and edge_attr.dim() != 1:
+            raise ValueError(f"'edge_attr' must be 1-D edge weights [E] for reconnect={reconnect!r}, got shape "
+                             f"{tuple(edge_attr.shape)} (new edges have a weight but no other features)")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"'k' must be an int >= 1 (number of hops), got {k!r}")
-    if reconnect != "none" and (isinstance(keep, Tensor) and keep.dtype != torch.bool):
-        # reconnection relabels in sorted order
-        if idx.numel() > 1 and not bool((idx[1:] > idx[:-1]).all()):
-            raise ValueError("'keep' must be sorted for reconnect='khop'/'kron' "
+    if reconnect != "none":
+        if return_edge_mask:
+            raise ValueError(f"'return_edge_mask' needs reconnect='none' (reconnect={reconnect!r} creates edges "
+                             f"that are not in the input)")
+        if isinstance(subset, Tensor) and subset.dtype != torch.bool and idx.numel() > 1 \
+                and not bool((idx[1:] > idx[:-1]).all()):
+            raise ValueError("'subset' must be sorted for reconnect='khop'/'kron' "
                              "(pass a SensorMask or a boolean mask)")
 
     device = edge_index.device
     if reconnect == "kron":
-        return _with_attr(kron_reduction(edge_index, edge_weight, idx, n, tol=tol), edge_attr, None)
+        return kron_reduction(idx, edge_index, edge_attr, num_nodes=n, tol=tol, relabel_nodes=relabel_nodes)
 
     sub_idx = idx.to(device)
     if reconnect == "none":
-        ei, ew, emask = pyg_subgraph(sub_idx, edge_index, edge_attr=edge_weight, relabel_nodes=True,
+        ei, ea, emask = pyg_subgraph(sub_idx, edge_index, edge_attr=edge_attr, relabel_nodes=relabel_nodes,
                                      num_nodes=n, return_edge_mask=True)
-        ea = None if edge_attr is None else edge_attr[emask]
-        return _with_attr((ei, ew), edge_attr, ea)
+        return (ei, ea, emask) if return_edge_mask else (ei, ea)
 
-    # khop
-    _check_nonneg_weights(edge_weight, "khop")
-    w_full = edge_weight if edge_weight is not None else torch.ones(edge_index.size(1), device=device)
-    ei, ew = pyg_subgraph(sub_idx, edge_index, edge_attr=w_full, relabel_nodes=True, num_nodes=n)
-    add_ei, add_w = khop_reconnect(edge_index, w_full, idx, n, k=k)
-    relabel = torch.full((n,), -1, dtype=torch.long, device=device)
-    relabel[sub_idx] = torch.arange(idx.numel(), device=device)
-    add_ei = relabel[add_ei]
-    return (torch.cat([ei, add_ei], dim=1), torch.cat([ew, add_w.to(ew.dtype)]))
-
-
-def _with_attr(out: Tuple[Tensor, Optional[Tensor]], edge_attr: Optional[Tensor], ea: Optional[Tensor]):
-    if edge_attr is None:
-        return out
-    return (out[0], out[1], ea)
+    # khop: the induced subgraph, then the bridging edges
+    _check_nonneg_weights(edge_attr, "khop")
+    w_full = edge_attr if edge_attr is not None else torch.ones(edge_index.size(1), device=device)
+    ei, ew = pyg_subgraph(sub_idx, edge_index, edge_attr=w_full, relabel_nodes=relabel_nodes, num_nodes=n)
+    add_ei, add_w = khop_reconnect(idx, edge_index, w_full, num_nodes=n, k=k, relabel_nodes=relabel_nodes)
+    return torch.cat([ei, add_ei], dim=1), torch.cat([ew, add_w.to(ew.dtype)])

@@ -11,8 +11,9 @@ r"""The :class:`DynSTMask` transform: pruned sensors leave the graph.
 """
 from __future__ import annotations
 
+import copy
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -20,7 +21,6 @@ from torch import Tensor
 from torch_geometric.data import Data, HeteroData
 from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
-from torch_geometric.utils import subgraph as pyg_subgraph
 
 from dynst_pyg.mask import SensorMask, _to_index_tensor
 from dynst_pyg.subgraph import RECONNECT_MODES, induced_subgraph
@@ -29,18 +29,31 @@ __all__ = ["DynSTMask"]
 
 MaskLike = Union[SensorMask, Tensor, np.ndarray, Sequence[int], str, "os.PathLike[str]"]
 
-#: Node-level attributes recognised by name. They must be node-first (``[N, ...]``),
-#: and are sliced on dim 0 only, even when another axis also has length ``N``.
-NODE_KEYS = ("x", "y", "pos", "sensor_id", "n_id", "node_index", "train_mask", "val_mask", "test_mask")
-#: Per-node scaler statistics (``[N, F]``); sliced when their first axis has length
-#: ``N`` and they are 2-D, left alone otherwise (global ``[F]`` statistics).
-STAT_KEYS = ("mean", "std", "scaler_mean", "scaler_std", "x_mean", "x_std", "y_mean", "y_std")
-#: Attributes recognised by name as graph-level (never sliced).
-GRAPH_KEYS = ("num_nodes", "t", "time", "timestamp", "time_index", "window", "window_index", "idx",
-              "sample_index", "interval_minutes", "null_value", "name")
-#: Edge-level attributes recognised by name.
-EDGE_KEYS = ("edge_index", "edge_weight", "edge_attr", "edge_type", "edge_label")
+#: Attributes of a window that must be node-first (``[N, ...]``).
+NODE_FIRST_KEYS = ("x", "y", "pos")
 
+
+class _EdgeCache(NamedTuple):
+    """The last edge computation, keyed by the input tensors themselves (no copies)."""
+
+    mask: SensorMask
+    relabel_nodes: bool
+    with_mask: bool
+    edge_index: Tensor
+    edge_weight: Optional[Tensor]
+    versions: Tuple[int, ...]
+    result: Tuple[Tensor, Optional[Tensor], Optional[Tensor]]
+
+
+def _version(t: Optional[Tensor]) -> int:
+    return -1 if t is None else int(t._version)
+
+
+def _same_values(held: Optional[Tensor], given: Optional[Tensor]) -> bool:
+    if held is None or given is None:
+        return held is None and given is None
+    return held is given or (held.shape == given.shape and held.dtype == given.dtype
+                             and held.device == given.device and torch.equal(held, given))
 
 @functional_transform("dynst_mask")
 class DynSTMask(BaseTransform):
@@ -53,14 +66,17 @@ class DynSTMask(BaseTransform):
     Applies to
 
     * a node-first :class:`~torch_geometric.data.Data` (``x [N, T, F]``,
-      ``y [N, T', F']``): every node attribute is sliced on dim 0 (``x``, ``y``,
-      ``pos``, ``sensor_id``, per-node scaler statistics, and any other attribute
-      PyG's :meth:`~torch_geometric.data.Data.is_node_attr` reports), the edges are
-      rebuilt, and ``n_id`` (LongTensor ``[K]``) records the original index of every
-      kept node. An existing ``n_id`` is composed, so ``n_id`` always refers to the
-      nodes before the first mask. With ``reconnect="khop"``/``"kron"`` the weight is
-      written to ``edge_weight`` (or to a 1-D ``edge_attr`` when the data has no
-      ``edge_weight``); other edge features cannot be defined for new edges and raise.
+      ``y [N, T', F']``, ``pos [N, 2]``): after the optional reconnection, PyG's
+      :meth:`~torch_geometric.data.Data.subgraph` keeps the kept nodes, so every
+      attribute PyG sees as node-level (first axis of length ``N``: ``x``, ``y``,
+      ``pos``, a ``sensor_id`` list, per-node statistics, ...) is sliced on that axis
+      and every edge-level one follows the kept edges; store a graph-level vector that
+      happens to have ``N`` entries as ``[1, N]``, as PyG expects. ``n_id`` (LongTensor
+      ``[K]``) records the original index of every kept node; an existing ``n_id`` is
+      sliced too, so ``n_id`` always refers to the nodes before the first mask. With
+      ``reconnect="khop"``/``"kron"`` the weight is written to ``edge_weight`` (or to a
+      1-D ``edge_attr`` when the data has no ``edge_weight``); other edge features
+      cannot be defined for new edges and raise.
     * a PyTorch Geometric Temporal ``StaticGraphTemporalSignal``: returns a new
       signal over the kept sensors (every snapshot also carries ``n_id``).
     * a :class:`~dynst_pyg.datasets.SpatioTemporalDataset`: returns a new dataset
@@ -123,7 +139,7 @@ class DynSTMask(BaseTransform):
                 if s.numel() > 1 and bool((s[1:] == s[:-1]).any()):
                     raise ValueError("'mask' holds duplicate indices: kept indices must be unique")
                 self._index = s
-        self._cache: Optional[Tuple[Any, ...]] = None
+        self._cache: Optional[_EdgeCache] = None
 
     # ------------------------------------------------------------------------------
     @property
@@ -152,28 +168,30 @@ class DynSTMask(BaseTransform):
             raise ValueError(f"DynSTMask: the mask was built for other sensor ids than the {what}'s "
                              f"'sensor_id' (first mask ids {mids[:3]}, data ids {list(ids[:3])})")
 
-    def _edges(self, edge_index: Tensor, edge_weight: Optional[Tensor], mask: SensorMask,
-               with_mask: bool) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
-        """Subgraph edges (relabelled), weights and, for 'none', the edge mask; cached."""
+    def _edges(self, edge_index: Tensor, edge_weight: Optional[Tensor], mask: SensorMask, with_mask: bool,
+               relabel_nodes: bool = True) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+        """Subgraph edges, weights and, for 'none' with ``with_mask``, the edge mask.
+
+        The last result is reused while the same (or equal, unmodified) edge tensors
+        come in with the same mask; the cache holds the tensors it was given, no copies,
+        and is dropped when either the inputs or the results were modified in place.
+        """
         c = self._cache
-        if c is not None and c[0] == mask and c[1] == with_mask and c[2].shape == edge_index.shape \
-                and c[2].device == edge_index.device and torch.equal(c[2], edge_index) \
-                and ((c[3] is None and edge_weight is None)
-                     or (c[3] is not None and edge_weight is not None and c[3].shape == edge_weight.shape
-                         and c[3].dtype == edge_weight.dtype and torch.equal(c[3], edge_weight))):
-            ei, ew, em = c[4]
+        if c is not None and c.mask == mask and c.relabel_nodes == relabel_nodes and c.with_mask == with_mask \
+                and c.versions == tuple(_version(t) for t in (c.edge_index, c.edge_weight) + c.result) \
+                and _same_values(c.edge_index, edge_index) and _same_values(c.edge_weight, edge_weight):
+            return c.result
+        if self.reconnect == "none":
+            ei, ew, em = induced_subgraph(mask, edge_index, edge_weight, num_nodes=mask.num_nodes,
+                                          relabel_nodes=relabel_nodes, return_edge_mask=True)
+            result = (ei, ew, em if with_mask else None)
         else:
-            keep = mask.keep.to(edge_index.device)
-            if self.reconnect == "none":
-                ei, ew, em = pyg_subgraph(keep, edge_index, edge_attr=edge_weight, relabel_nodes=True,
-                                          num_nodes=mask.num_nodes, return_edge_mask=True)
-            else:
-                ei, ew = induced_subgraph(edge_index, edge_weight, mask, mask.num_nodes,
-                                          reconnect=self.reconnect, k=self.k, tol=self.tol)
-                em = None
-            self._cache = (mask, with_mask, edge_index.detach().clone(),
-                           None if edge_weight is None else edge_weight.detach().clone(), (ei, ew, em))
-        return (ei.clone(), None if ew is None else ew.clone(), None if em is None else em.clone())
+            ei, ew = induced_subgraph(mask, edge_index, edge_weight, num_nodes=mask.num_nodes,
+                                      reconnect=self.reconnect, k=self.k, tol=self.tol, relabel_nodes=relabel_nodes)
+            result = (ei, ew, None)
+        self._cache = _EdgeCache(mask, relabel_nodes, with_mask, edge_index, edge_weight,
+                                 tuple(_version(t) for t in (edge_index, edge_weight) + result), result)
+        return result
 
     # ------------------------------------------------------------------------------
     def forward(self, data: Any) -> Any:
@@ -197,71 +215,38 @@ class DynSTMask(BaseTransform):
         mask = self._mask_for(int(n), "data")
         if "sensor_id" in data:
             self._check_ids(mask, data.sensor_id, "data")
-        keys = list(data.keys())
+        for key in NODE_FIRST_KEYS:
+            value = data.get(key)
+            if isinstance(value, (Tensor, np.ndarray)) and (value.ndim == 0 or value.shape[0] != n):
+                raise ValueError(f"DynSTMask: data.{key} must be node-first with {n} entries on dim 0, "
+                                 f"got shape {tuple(value.shape)}")
+        edge_index = data.get("edge_index")
+        if self.reconnect != "none" and isinstance(edge_index, Tensor):
+            data = self._reconnected(data, edge_index, mask)
+        ref = edge_index if isinstance(edge_index, Tensor) else data.get("x")
+        keep = mask.keep.to(ref.device) if isinstance(ref, Tensor) else mask.keep
+        out = data.subgraph(keep)
+        if "n_id" not in data:
+            out.n_id = keep
+        out.num_nodes = mask.num_kept
+        return out
 
-        # classify attributes before changing anything (is_node_attr depends on num_nodes)
-        node_keys: List[Tuple[str, int]] = []
-        edge_keys: List[str] = []
-        for key in keys:
-            value = data[key]
-            if key in ("edge_index", "num_nodes") or key in GRAPH_KEYS:
-                continue
-            if key in NODE_KEYS:
-                size0 = len(value) if isinstance(value, (list, tuple)) else (
-                    value.shape[0] if isinstance(value, (Tensor, np.ndarray)) and value.ndim > 0 else None)
-                if size0 != n:
-                    got = f"shape {tuple(value.shape)}" if hasattr(value, "shape") else type(value).__name__
-                    raise ValueError(f"DynSTMask: data.{key} must be node-first with {n} entries on dim 0, "
-                                     f"got {got}")
-                node_keys.append((key, 0))
-            elif key in STAT_KEYS:
-                if isinstance(value, (Tensor, np.ndarray)) and value.ndim == 2 and value.shape[0] == n:
-                    node_keys.append((key, 0))
-            elif key in EDGE_KEYS:
-                edge_keys.append(key)
-            elif data.is_node_attr(key):
-                dim = data.__cat_dim__(key, value) if isinstance(value, (Tensor, np.ndarray)) else 0
-                node_keys.append((key, int(dim) if isinstance(dim, int) else 0))
-            elif data.is_edge_attr(key):
-                edge_keys.append(key)
-
+    def _reconnected(self, data: Data, edge_index: Tensor, mask: SensorMask) -> Data:
+        """A shallow copy of ``data`` whose edges are the reconnected kept-kept edges (original ids)."""
         weight_key: Optional[str] = None
         if "edge_weight" in data:
             weight_key = "edge_weight"
-        elif self.reconnect != "none" and "edge_attr" in data and isinstance(data.edge_attr, Tensor) \
-                and data.edge_attr.dim() == 1:
+        elif isinstance(data.get("edge_attr"), Tensor) and data.edge_attr.dim() == 1:
             weight_key = "edge_attr"
-        if self.reconnect != "none":
-            extra = [key for key in edge_keys if key != weight_key]
-            if extra:
-                raise ValueError(f"DynSTMask: reconnect={self.reconnect!r} creates new edges, which have no value "
-                                 f"for the edge attribute(s) {extra}; use reconnect='none' or remove them")
-
-        keep = mask.keep
-        out = data  # already a shallow copy made by BaseTransform.__call__
-        if "edge_index" in data and data.edge_index is not None:
-            weight = data[weight_key] if weight_key is not None else None
-            ei, ew, em = self._edges(data.edge_index, weight, mask, with_mask=True)
-            out.edge_index = ei
-            if self.reconnect == "none":
-                for key in edge_keys:
-                    value = data[key]
-                    if key == weight_key and ew is not None:
-                        out[key] = ew
-                    elif isinstance(value, (list, tuple)):
-                        out[key] = [v for v, m in zip(value, em.tolist()) if m]
-                    else:
-                        dim = data.__cat_dim__(key, value)
-                        out[key] = value.index_select(dim, em.nonzero().view(-1).to(value.device)) \
-                            if isinstance(value, Tensor) else value[em.cpu().numpy()]
-            else:
-                out[weight_key or "edge_weight"] = ew
-        for key, dim in node_keys:
-            out[key] = _take(data[key], keep, dim)
-        if "n_id" not in data:
-            ref = data.edge_index if isinstance(data.get("edge_index"), Tensor) else data.get("x")
-            out.n_id = keep.to(ref.device) if isinstance(ref, Tensor) else keep
-        out.num_nodes = mask.num_kept
+        extra = [key for key in data.edge_attrs() if key not in ("edge_index", weight_key)]
+        if extra:
+            raise ValueError(f"DynSTMask: reconnect={self.reconnect!r} creates new edges, which have no value "
+                             f"for the edge attribute(s) {extra}; use reconnect='none' or remove them")
+        weight = data[weight_key] if weight_key is not None else None
+        ei, ew, _ = self._edges(edge_index, weight, mask, with_mask=False, relabel_nodes=False)
+        out = copy.copy(data)
+        out.edge_index = ei
+        out[weight_key or "edge_weight"] = ew
         return out
 
     def _forward_dataset(self, ds: Any) -> Any:
@@ -332,14 +317,3 @@ class DynSTMask(BaseTransform):
             kept = f"{self._index.numel()}/?"
         extra = f", k={self.k}" if self.reconnect == "khop" else ""
         return f"{self.__class__.__name__}(kept={kept}, reconnect={self.reconnect!r}{extra})"
-
-
-def _take(value: Any, keep: Tensor, dim: int) -> Any:
-    if isinstance(value, Tensor):
-        return value.index_select(dim, keep.to(value.device))
-    if isinstance(value, np.ndarray):
-        return np.take(value, keep.numpy(), axis=dim)
-    if isinstance(value, (list, tuple)):
-        return type(value)(value[i] for i in keep.tolist()) if isinstance(value, tuple) else \
-            [value[i] for i in keep.tolist()]
-    raise TypeError(f"DynSTMask: cannot slice a node attribute of type {type(value).__name__}")

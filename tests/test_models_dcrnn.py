@@ -153,10 +153,10 @@ def test_cpu_determinism_and_cache():
     model.eval()
     with torch.no_grad():
         model(torch.randn(1, 4, N, 1), ei, ew)
-    assert model._support_cache.builds == 1  # same edge_index/edge_weight objects: built once
+    assert model.support_cache.builds == 1  # same edge_index/edge_weight objects: built once
     with torch.no_grad():
         model(torch.randn(1, 4, N, 1), ei.clone(), ew)
-    assert model._support_cache.builds == 2
+    assert model.support_cache.builds == 2
 
 
 def test_clear_errors():

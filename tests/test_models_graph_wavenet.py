@@ -130,7 +130,7 @@ def _reference_forward(model, x, supports):
             for _ in range(model.order):
                 h1 = torch.einsum("wv,bvtc->bwtc", sm, h1)
                 outs.append(h1)
-        h = torch.cat(outs, dim=-1) @ model.gconv_mlps[i].weight.t() + model.gconv_mlps[i].bias
+        h = torch.cat(outs, dim=-1) @ model.gconvs[i].weight + model.gconvs[i].bias
         h = h + res[:, :, -h.size(2):]
         bn = model.bns[i]
         h = (h - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
@@ -220,17 +220,17 @@ def test_support_cache_and_prepare_graph():
     ei, ew, sei, sew = island_graph()
     model = small_model().eval()
     sup = model.prepare_graph(sei, sew, KEPT)
-    assert len(sup) == 2 and model._support_cache.builds == 1
+    assert len(sup) == 2 and model.support_cache.builds == 1
     x = torch.randn(1, 12, KEPT.numel(), 2)
     with torch.no_grad():
         model(x, sei, sew, node_index=KEPT)
         model(x, sei, sew, node_index=KEPT)
-    assert model._support_cache.builds == 1
+    assert model.support_cache.builds == 1
     with torch.no_grad():
         model(torch.randn(1, 12, N, 2), ei, ew)
-    assert model._support_cache.builds == 2
+    assert model.support_cache.builds == 2
     model.clear_graph_cache()
-    assert len(model._support_cache) == 0
+    assert len(model.support_cache) == 0
 
 
 def test_clear_errors():

@@ -98,7 +98,7 @@ def test_errors_and_no_mutation():
 def test_bound_head_starts_harmonic_and_rejects_other_kept_sets():
     kept = torch.tensor([0, 3])
     free = LiftHead(4, path_graph(4), damping=1.0)
-    bound = LiftHead(4, path_graph(4), damping=1.0, kept=kept)
+    bound = LiftHead(4, path_graph(4), damping=1.0, node_index=kept)
     y = torch.randn(2, 3, 2, 1)
     assert torch.allclose(bound(y, kept), free(y, kept))
     assert torch.allclose(bound(y), free(y, kept))  # node_index defaults to the bound set
@@ -121,7 +121,7 @@ def test_fit_ridge_recovers_an_exact_linear_relation_and_ignores_invalid_reading
     corrupt[7, 1, 0] = 1e4  # a missing reading stored as garbage
     valid[7, 1, 0] = False
     ei = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
-    head = LiftHead(5, ei, kept=torch.tensor([0, 2, 4]))
+    head = LiftHead(5, ei, node_index=torch.tensor([0, 2, 4]))
     before = corrupt.clone()
     head.fit_ridge(corrupt, ridge=1e-9, valid=valid)
     assert torch.equal(corrupt, before)  # the caller's series is untouched
@@ -133,7 +133,7 @@ def test_fit_ridge_recovers_an_exact_linear_relation_and_ignores_invalid_reading
 
 def test_fit_ridge_bad_input_and_state_dict_roundtrip():
     kept = torch.tensor([0, 2])
-    head = LiftHead(3, path_graph(3), kept=kept)
+    head = LiftHead(3, path_graph(3), node_index=kept)
     with pytest.raises(ValueError, match="series must have shape"):
         head.fit_ridge(torch.randn(10, 4))
     with pytest.raises(ValueError, match="ridge"):
@@ -141,8 +141,40 @@ def test_fit_ridge_bad_input_and_state_dict_roundtrip():
     with pytest.raises(ValueError, match="valid"):
         head.fit_ridge(torch.randn(10, 3), valid=torch.ones(9, 3, dtype=torch.bool))
     head.fit_ridge(torch.randn(50, 3))
-    again = LiftHead(3, path_graph(3), kept=kept)
+    again = LiftHead(3, path_graph(3), node_index=kept)
     again.load_state_dict(head.state_dict())
     y = torch.randn(2, 2, 2, 1)
     assert torch.equal(again(y), head(y))
     assert "bound" in repr(head)
+
+
+def test_kept_keyword_is_a_deprecated_alias_and_old_state_dicts_load():
+    kept = torch.tensor([0, 2])
+    with pytest.warns(DeprecationWarning, match="node_index"):
+        old = LiftHead(3, path_graph(3), kept=kept)
+    with pytest.raises(TypeError, match="node_index only"):
+        LiftHead(3, path_graph(3), node_index=kept, kept=kept)
+    old.fit_ridge(torch.randn(40, 3))
+    state = {("bound_kept" if k == "bound_node_index" else "bound_pruned" if k == "bound_pruned_index" else k): v
+             for k, v in old.state_dict().items()}  # buffer names of earlier versions
+    new = LiftHead(3, path_graph(3), node_index=kept)
+    new.load_state_dict(state)
+    y = torch.randn(2, 2, 2, 1)
+    assert torch.equal(new(y), old(y)) and new.propagation(kept).pruned_index.tolist() == [1]
+
+
+def test_ridge_solve_tiny_exact_and_bad_input():
+    from dynst_pyg.linalg import ridge_penalty, ridge_solve
+
+    gram = torch.tensor([[2.0, 0.0], [0.0, 4.0]], dtype=torch.float64)
+    rhs = torch.tensor([[7.0, 1.0], [11.0, 2.0]], dtype=torch.float64)
+    assert ridge_penalty(gram, 0.5) == 1.5  # relative: 0.5 * mean(diag) = 0.5 * 3
+    w = ridge_solve(gram, rhs, 0.5)
+    assert w.tolist() == [[2.0, 1 / 3.5], [2.0, 2 / 5.5]]
+    assert torch.equal(ridge_solve(gram, rhs[:, 0], 0.0), torch.tensor([3.5, 2.75], dtype=torch.float64))
+    with pytest.raises(ValueError, match="'ridge' must be a number >= 0"):
+        ridge_solve(gram, rhs, -1.0)
+    with pytest.raises(ValueError, match="'gram' must be a square"):
+        ridge_solve(torch.ones(2, 3), rhs, 0.1)
+    with pytest.raises(ValueError, match="'rhs' must be a \\[K\\] or \\[K, M\\] tensor with K=2"):
+        ridge_solve(gram, torch.ones(3, 1), 0.1)

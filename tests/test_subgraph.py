@@ -87,20 +87,26 @@ def test_induced_tiny_exact():
                        [1, 0, 2, 1, 3, 2, 0, 3]])
     w = torch.tensor([1., 2., 3., 4., 5., 6., 7., 8.])
     attr = torch.arange(16, dtype=torch.float).view(8, 2)
-    out_ei, out_w, out_a = induced_subgraph(ei, w, torch.tensor([1, 2, 3]), 4, edge_attr=attr)
+    out_ei, out_w, emask = induced_subgraph(torch.tensor([1, 2, 3]), ei, w, num_nodes=4, return_edge_mask=True)
     assert out_ei.tolist() == [[0, 1, 1, 2], [1, 0, 2, 1]]
     assert out_w.tolist() == [3., 4., 5., 6.]
-    assert out_a.tolist() == attr[2:6].tolist()
+    assert emask.tolist() == [False, False, True, True, True, True, False, False]
+    # multi-dimensional edge features follow the kept edges, as in torch_geometric.utils.subgraph
+    a_ei, out_a = induced_subgraph(torch.tensor([1, 2, 3]), ei, attr, num_nodes=4)
+    assert torch.equal(a_ei, out_ei) and out_a.tolist() == attr[2:6].tolist()
+    # original ids with relabel_nodes=False
+    o_ei, _ = induced_subgraph(torch.tensor([1, 2, 3]), ei, w, num_nodes=4, relabel_nodes=False)
+    assert o_ei.tolist() == [[1, 2, 2, 3], [2, 1, 3, 2]]
     # boolean mask and SensorMask give the same result
     m = SensorMask.from_indices([1, 2, 3], 4)
     for keep in (m, m.bool_mask):
-        e2, w2 = induced_subgraph(ei, w, keep, 4)
+        e2, w2 = induced_subgraph(keep, ei, w, num_nodes=4)
         assert torch.equal(e2, out_ei) and torch.equal(w2, out_w)
     # no weight in, no weight out
-    e3, w3 = induced_subgraph(ei, None, m)
+    e3, w3 = induced_subgraph(m, ei, None)
     assert torch.equal(e3, out_ei) and w3 is None
     # an unsorted index tensor relabels in the order given (node keep[i] -> i), as PyG does
-    e4, w4 = induced_subgraph(ei, w, torch.tensor([3, 1, 2]), 4)
+    e4, w4 = induced_subgraph(torch.tensor([3, 1, 2]), ei, w, num_nodes=4)
     assert e4.tolist() == [[1, 2, 2, 0], [2, 1, 0, 2]] and w4.tolist() == [3., 4., 5., 6.]
 
 
@@ -110,7 +116,7 @@ def test_induced_equals_networkx_random(seed):
     ei, w = random_digraph(n, 4 * n, seed)
     rng = np.random.default_rng(100 + seed)
     keep = np.sort(rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False))
-    out_ei, out_w = induced_subgraph(ei, w, SensorMask.from_indices(keep, n), n)
+    out_ei, out_w = induced_subgraph(SensorMask.from_indices(keep, n), ei, w, num_nodes=n)
     H = to_nx(ei, w, n).subgraph(keep.tolist())
     relabel = {int(v): i for i, v in enumerate(keep)}
     expected = {(relabel[u], relabel[v]): d["weight"] for u, v, d in H.edges(data=True)}
@@ -134,7 +140,7 @@ def test_induced_equals_networkx_metr_la(metr_la_adj_path):
     G = to_nx(ei, w, n)
     for seed in range(3):
         keep = SensorMask.from_scores(torch.from_numpy(np.random.default_rng(seed).random(n)), sparsity=0.5)
-        out_ei, out_w = induced_subgraph(ei, w, keep, n)
+        out_ei, out_w = induced_subgraph(keep, ei, w, num_nodes=n)
         kept = keep.keep.tolist()
         relabel = {v: i for i, v in enumerate(kept)}
         expected = {(relabel[u], relabel[v]): d["weight"] for u, v, d in G.subgraph(kept).edges(data=True)}
@@ -149,20 +155,22 @@ def test_khop_tiny_exact():
                        [1, 2, 3, 4, 2, 1, 0, 5]])
     w = torch.tensor([0.5, 0.4, 0.9, 0.9, 0.9, 1.0, 0.3, 0.7])
     keep = SensorMask.from_indices([0, 2, 5], 6)
-    add_ei, add_w = khop_reconnect(ei, w, keep, k=2)
+    add_ei, add_w = khop_reconnect(keep, ei, w, k=2, relabel_nodes=False)
     assert add_ei.tolist() == [[0, 2], [2, 0]]
     assert add_w.tolist() == pytest.approx([0.5 * 0.4, 1.0 * 0.3])
+    # relabelled by default: kept 0, 2, 5 -> 0, 1, 2
+    assert khop_reconnect(keep, ei, w, k=2)[0].tolist() == [[0, 1], [1, 0]]
     # with 3 hops the path 0->3->4->2 (0.729) beats 0->1->2 (0.2)
-    add_ei, add_w = khop_reconnect(ei, w, keep, k=3)
+    add_ei, add_w = khop_reconnect(keep, ei, w, k=3, relabel_nodes=False)
     assert add_ei.tolist() == [[0, 2], [2, 0]]
     assert add_w.tolist() == pytest.approx([0.9 ** 3, 0.3])
     # relabelled and appended after the induced edges
-    out_ei, out_w = induced_subgraph(ei, w, keep, reconnect="khop", k=3)
+    out_ei, out_w = induced_subgraph(keep, ei, w, reconnect="khop", k=3)
     assert out_ei.tolist() == [[0, 0, 1], [2, 1, 0]]
     assert out_w.tolist() == pytest.approx([0.7, 0.729, 0.3])
     # k=1 adds nothing
-    e1, w1 = induced_subgraph(ei, w, keep, reconnect="khop", k=1)
-    e0, w0 = induced_subgraph(ei, w, keep)
+    e1, w1 = induced_subgraph(keep, ei, w, reconnect="khop", k=1)
+    e0, w0 = induced_subgraph(keep, ei, w)
     assert torch.equal(e1, e0) and torch.allclose(w1, w0)
 
 
@@ -171,10 +179,10 @@ def test_khop_skips_existing_edges_and_self_loops():
                        [1, 2, 2, 1, 0]])
     w = torch.tensor([1.0, 1.0, 0.1, 1.0, 1.0])
     keep = SensorMask.from_indices([0, 2], 3)
-    add_ei, add_w = khop_reconnect(ei, w, keep, k=2)
+    add_ei, add_w = khop_reconnect(keep, ei, w, k=2, relabel_nodes=False)
     # 0 -> 2 exists directly (kept weight 0.1); 2 -> 1 -> 0 is new; 0 -> 1 -> 0 is a loop (skipped)
     assert add_ei.tolist() == [[2], [0]]
-    out_ei, out_w = induced_subgraph(ei, w, keep, reconnect="khop")
+    out_ei, out_w = induced_subgraph(keep, ei, w, reconnect="khop")
     assert edge_dict(out_ei, out_w) == {(0, 1): pytest.approx(0.1), (1, 0): 1.0}
 
 
@@ -187,7 +195,7 @@ def test_khop_preserves_directed_reachability(seed):
     G = to_nx(ei, w, n)
     pruned = keep.pruned.tolist()
     longest_run = max((len(c) for c in nx.weakly_connected_components(G.subgraph(pruned))), default=0)
-    out_ei, out_w = induced_subgraph(ei, w, keep, reconnect="khop", k=longest_run + 1)
+    out_ei, out_w = induced_subgraph(keep, ei, w, reconnect="khop", k=longest_run + 1)
     H = to_nx(out_ei, out_w, keep.num_kept)
     kept = keep.keep.tolist()
     for i, u in enumerate(kept):
@@ -196,7 +204,7 @@ def test_khop_preserves_directed_reachability(seed):
         assert reach_g == reach_h
     # the plain induced subgraph loses some reachability on these graphs (the test is meaningful)
     if seed == 0:
-        e0, w0 = induced_subgraph(ei, w, keep)
+        e0, w0 = induced_subgraph(keep, ei, w)
         assert to_nx(e0, w0, keep.num_kept).number_of_edges() < H.number_of_edges()
 
 
@@ -205,7 +213,7 @@ def test_khop_weights_are_best_products_bruteforce():
     ei, w = random_digraph(n, 40, 7, self_loops=False)
     keep = SensorMask.from_indices([0, 3, 5, 8, 11], n)
     k = 4
-    add_ei, add_w = khop_reconnect(ei, w, keep, k=k)
+    add_ei, add_w = khop_reconnect(keep, ei, w, k=k, relabel_nodes=False)
     G = to_nx(ei, w, n)
     kept = set(keep.keep.tolist())
     best = {}
@@ -229,14 +237,14 @@ def test_kron_series_and_parallel_exact():
     # path 0 -a- 1 -b- 2, prune 1: conductances in series -> ab / (a + b)
     ei = torch.tensor([[0, 1], [1, 2]])
     w = torch.tensor([2.0, 3.0], dtype=torch.float64)
-    out_ei, out_w = kron_reduction(ei, w, torch.tensor([0, 2]), 3)
+    out_ei, out_w = kron_reduction(torch.tensor([0, 2]), ei, w, num_nodes=3)
     # symmetrisation halves directed weights: (1 * 1.5) / 2.5
     assert out_ei.tolist() == [[0, 1], [1, 0]]
     assert out_w.tolist() == pytest.approx([0.6, 0.6])
     # undirected (both directions given) star with centre pruned
     ei = torch.tensor([[0, 1, 0, 2, 0, 3], [1, 0, 2, 0, 3, 0]])
     w = torch.tensor([1., 1., 2., 2., 3., 3.])
-    out_ei, out_w = induced_subgraph(ei, w, SensorMask.from_indices([1, 2, 3], 4), reconnect="kron")
+    out_ei, out_w = induced_subgraph(SensorMask.from_indices([1, 2, 3], 4), ei, w, reconnect="kron")
     R = to_dense(out_ei, out_w, 3)
     expected = np.outer([1, 2, 3], [1, 2, 3]) / 6.0
     np.fill_diagonal(expected, 0)
@@ -250,7 +258,7 @@ def test_kron_equals_dense_schur_complement(seed):
     n = int(rng.integers(6, 60))
     ei, w = connected_random_graph(n, 2 * n, seed)
     keep = np.sort(rng.choice(n, size=int(rng.integers(1, n)), replace=False))
-    out_ei, out_w = kron_reduction(ei, w, torch.from_numpy(keep), n, tol=0.0)
+    out_ei, out_w = kron_reduction(torch.from_numpy(keep), ei, w, num_nodes=n, tol=0.0)
     R = to_dense(out_ei, out_w, len(keep))
     assert np.abs(R - dense_kron(ei, w, keep, n)).max() < 1e-6
     assert np.allclose(R, R.T)
@@ -270,7 +278,7 @@ def test_kron_all_code_paths_agree_with_dense(monkeypatch, block_max, trsm_max, 
         n = 150
         ei, w = connected_random_graph(n, 4 * n, seed)
         keep = np.sort(np.random.default_rng(seed).choice(n, 60, replace=False))
-        out_ei, out_w = kron_reduction(ei, w, torch.from_numpy(keep), n, tol=0.0)
+        out_ei, out_w = kron_reduction(torch.from_numpy(keep), ei, w, num_nodes=n, tol=0.0)
         R = to_dense(out_ei, out_w, len(keep))
         assert np.abs(R - dense_kron(ei, w, keep, n)).max() < 1e-6
         # sorted by (source, target)
@@ -284,7 +292,7 @@ def test_kron_long_pruned_chain_uses_sparse_lu():
     n = 102
     src = torch.arange(n - 1)
     ei = torch.cat([torch.stack([src, src + 1]), torch.stack([src + 1, src])], 1)
-    out_ei, out_w = kron_reduction(ei, None, SensorMask.from_indices([0, n - 1], n))
+    out_ei, out_w = kron_reduction(SensorMask.from_indices([0, n - 1], n), ei, None)
     assert out_ei.tolist() == [[0, 1], [1, 0]]
     assert out_w.dtype == torch.float32  # default dtype when edge_weight is None
     assert out_w.tolist() == pytest.approx([1 / 101] * 2, rel=1e-6)
@@ -295,7 +303,7 @@ def test_kron_keeps_self_loops_and_ignores_isolated_pruned_components():
     ei = torch.tensor([[0, 1, 1, 2, 0, 3, 4, 2],
                        [1, 0, 2, 1, 0, 4, 3, 2]])
     w = torch.tensor([1., 1., 1., 1., 0.7, 1., 1., 0.2])
-    out_ei, out_w = induced_subgraph(ei, w, SensorMask.from_indices([0, 2], 5), reconnect="kron")
+    out_ei, out_w = induced_subgraph(SensorMask.from_indices([0, 2], 5), ei, w, reconnect="kron")
     assert edge_dict(out_ei, out_w) == {(0, 0): pytest.approx(0.7), (0, 1): pytest.approx(0.5),
                                         (1, 0): pytest.approx(0.5), (1, 1): pytest.approx(0.2)}
 
@@ -304,8 +312,8 @@ def test_kron_tolerance_sparsifies():
     ei = torch.tensor([[0, 1], [1, 2]])
     w = torch.tensor([1e-3, 1e-3], dtype=torch.float64)
     keep = torch.tensor([0, 2])
-    assert kron_reduction(ei, w, keep, 3, tol=0.0)[0].size(1) == 2
-    assert kron_reduction(ei, w, keep, 3, tol=1e-3)[0].size(1) == 0
+    assert kron_reduction(keep, ei, w, num_nodes=3, tol=0.0)[0].size(1) == 2
+    assert kron_reduction(keep, ei, w, num_nodes=3, tol=1e-3)[0].size(1) == 0
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -314,7 +322,7 @@ def test_kron_preserves_connectivity(seed):
     rng = np.random.default_rng(seed)
     ei, w = random_digraph(n, 70, seed, self_loops=False)  # several components
     keep = SensorMask.from_indices(np.sort(rng.choice(n, 30, replace=False)), n)
-    out_ei, out_w = induced_subgraph(ei, w, keep, reconnect="kron")
+    out_ei, out_w = induced_subgraph(keep, ei, w, reconnect="kron")
     G = to_nx(ei, w, n).to_undirected()
     H = to_nx(out_ei, out_w, keep.num_kept).to_undirected()
     kept = keep.keep.tolist()
@@ -333,9 +341,9 @@ def test_kron_is_transitive():
     ei, w = connected_random_graph(n, 3 * n, 3)
     a = SensorMask.from_indices(np.sort(np.random.default_rng(0).choice(n, 50, replace=False)), n)
     inner = SensorMask.from_indices(np.sort(np.random.default_rng(1).choice(50, 20, replace=False)), 50)
-    e1, w1 = induced_subgraph(ei, w, a, reconnect="kron", tol=0.0)
-    e2, w2 = induced_subgraph(e1, w1, inner, reconnect="kron", tol=0.0)
-    e3, w3 = induced_subgraph(ei, w, a.compose(inner), reconnect="kron", tol=0.0)
+    e1, w1 = induced_subgraph(a, ei, w, reconnect="kron", tol=0.0)
+    e2, w2 = induced_subgraph(inner, e1, w1, reconnect="kron", tol=0.0)
+    e3, w3 = induced_subgraph(a.compose(inner), ei, w, reconnect="kron", tol=0.0)
     assert np.abs(to_dense(e2, w2, 20) - to_dense(e3, w3, 20)).max() < 1e-6
 
 
@@ -349,9 +357,9 @@ def test_masking_twice_equals_composed_mask(n, data):
     a = SensorMask.from_indices(keep_a, n)
     keep_b = data.draw(st.lists(st.integers(0, a.num_kept - 1), min_size=1, max_size=a.num_kept, unique=True))
     b = SensorMask.from_indices(keep_b, a.num_kept)
-    e1, w1 = induced_subgraph(ei, w, a)
-    e2, w2 = induced_subgraph(e1, w1, b)
-    e3, w3 = induced_subgraph(ei, w, a.compose(b))
+    e1, w1 = induced_subgraph(a, ei, w)
+    e2, w2 = induced_subgraph(b, e1, w1)
+    e3, w3 = induced_subgraph(a.compose(b), ei, w)
     assert torch.equal(e2, e3) and torch.equal(w2, w3)
     # n_id maps back: node i of the result is original node a.keep[b.keep[i]]
     n_id = a.keep[b.keep]
@@ -389,7 +397,7 @@ def test_select_lift_errors_and_no_mutation():
         select(x, m, dim=1)
     with pytest.raises(ValueError, match="'dim'"):
         select(x, m, dim=4)
-    with pytest.raises(ValueError, match="'keep' holds index 7"):
+    with pytest.raises(ValueError, match="'subset' holds index 7"):
         select(x, torch.tensor([7]))
     with pytest.raises(ValueError, match="'y_kept' has 3 entries"):
         lift(torch.randn(2, 3, 1), m, dim=1)
@@ -411,35 +419,76 @@ def test_induced_subgraph_bad_input_raises_and_leaves_inputs_unchanged():
     cases = [
         (dict(reconnect="bogus"), ValueError, "'reconnect' must be one of"),
         (dict(reconnect="khop", k=0), ValueError, "'k' must be an int >= 1"),
-        (dict(reconnect="kron"), ValueError, "'keep' must be sorted"),
+        (dict(reconnect="kron"), ValueError, "'subset' must be sorted"),
     ]
     for kw, exc, match in cases:
         with pytest.raises(exc, match=match):
-            induced_subgraph(ei, w, keep, 3, **kw)
+            induced_subgraph(keep, ei, w, num_nodes=3, **kw)
     sk = torch.tensor([0, 2])
     with pytest.raises(ValueError, match="non-negative"):
-        induced_subgraph(ei, w, sk, 3, reconnect="kron")
+        induced_subgraph(sk, ei, w, num_nodes=3, reconnect="kron")
     with pytest.raises(ValueError, match="non-negative"):
-        induced_subgraph(ei, w, sk, 3, reconnect="khop")
-    with pytest.raises(ValueError, match="'edge_weight' must have shape"):
-        induced_subgraph(ei, w[:2], sk, 3)
+        induced_subgraph(sk, ei, w, num_nodes=3, reconnect="khop")
+    with pytest.raises(ValueError, match="'edge_attr' must be a tensor with E=3 rows"):
+        induced_subgraph(sk, ei, w[:2], num_nodes=3)
     with pytest.raises(ValueError, match="'edge_index' refers to node 2"):
-        induced_subgraph(ei, w, sk.new_tensor([0, 1]), 2)
+        induced_subgraph(sk.new_tensor([0, 1]), ei, w, num_nodes=2)
     with pytest.raises(ValueError, match="'edge_index' must have shape"):
-        induced_subgraph(ei.t(), w, sk, 3)
+        induced_subgraph(sk, ei.t(), w, num_nodes=3)
     with pytest.raises(ValueError, match="empty selection"):
-        induced_subgraph(ei, w, torch.tensor([], dtype=torch.long), 3)
+        induced_subgraph(torch.tensor([], dtype=torch.long), ei, w, num_nodes=3)
     with pytest.raises(ValueError, match="duplicate"):
-        induced_subgraph(ei, w, torch.tensor([0, 0]), 3)
+        induced_subgraph(torch.tensor([0, 0]), ei, w, num_nodes=3)
     with pytest.raises(ValueError, match="'num_nodes' is required"):
-        induced_subgraph(ei, w, sk)
-    with pytest.raises(ValueError, match="'edge_attr' is only supported"):
-        induced_subgraph(ei, w.abs(), sk, 3, reconnect="kron", edge_attr=torch.ones(3, 2))
-    with pytest.raises(ValueError, match="'keep' is a SensorMask over 3 nodes but num_nodes=4"):
-        induced_subgraph(ei, w, SensorMask.from_indices([0], 3), 4)
+        induced_subgraph(sk, ei, w)
+    with pytest.raises(ValueError, match="'edge_attr' must be 1-D edge weights"):
+        induced_subgraph(sk, ei, torch.ones(3, 2), num_nodes=3, reconnect="kron")
+    with pytest.raises(ValueError, match="'return_edge_mask' needs reconnect='none'"):
+        induced_subgraph(sk, ei, w.abs(), num_nodes=3, reconnect="khop", return_edge_mask=True)
+    with pytest.raises(TypeError):  # everything after edge_attr is keyword-only, as in PyG
+        induced_subgraph(sk, ei, w, 3)
+    with pytest.raises(ValueError, match="'subset' is a SensorMask over 3 nodes but num_nodes=4"):
+        induced_subgraph(SensorMask.from_indices([0], 3), ei, w, num_nodes=4)
     with pytest.raises(ValueError, match="'tol'"):
-        kron_reduction(ei, w.abs(), sk, 3, tol=-1.0)
+        kron_reduction(sk, ei, w.abs(), num_nodes=3, tol=-1.0)
     nan_w = torch.tensor([1.0, float("nan"), 1.0])
     with pytest.raises(ValueError, match="finite"):
-        induced_subgraph(ei, nan_w, sk, 3, reconnect="kron")
+        induced_subgraph(sk, ei, nan_w, num_nodes=3, reconnect="kron")
     assert torch.equal(ei, ei0) and torch.equal(w, w0)
+
+
+# --------------------------------------------------------------------------- relabelling, former order
+def test_kron_relabel_nodes_false_returns_original_ids():
+    ei = torch.tensor([[0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2]])
+    w = torch.tensor([1., 1., 1., 1., 1., 1.])
+    keep = SensorMask.from_indices([0, 3], 4)
+    r_ei, r_w = kron_reduction(keep, ei, w)
+    o_ei, o_w = kron_reduction(keep, ei, w, relabel_nodes=False)
+    assert r_ei.tolist() == [[0, 1], [1, 0]] and o_ei.tolist() == [[0, 3], [3, 0]]
+    assert torch.equal(r_w, o_w) and r_w.tolist() == pytest.approx([1 / 3, 1 / 3])
+    for mode in ("khop", "kron"):  # the same edges either way, only the numbering differs
+        a_ei, a_w = induced_subgraph(keep, ei, w, reconnect=mode)
+        b_ei, b_w = induced_subgraph(keep, ei, w, reconnect=mode, relabel_nodes=False)
+        assert torch.equal(keep.keep[a_ei], b_ei) and torch.equal(a_w, b_w)
+
+
+def test_former_argument_order_still_works_with_a_deprecation_warning():
+    ei, w = connected_random_graph(12, 20, 0)
+    keep = SensorMask.from_indices([0, 3, 4, 8, 9], 12)
+    attr = torch.randn(ei.size(1), 3)
+    with pytest.warns(DeprecationWarning, match="induced_subgraph.subset, edge_index"):
+        old = induced_subgraph(ei, w, keep, 12, "khop", 3)
+    assert all(torch.equal(a, b) for a, b in zip(old, induced_subgraph(keep, ei, w, reconnect="khop", k=3)))
+    with pytest.warns(DeprecationWarning):
+        o_ei, o_w, o_a = induced_subgraph(ei, w, keep, edge_attr=attr)  # the former 3-value form
+    n_ei, n_w, emask = induced_subgraph(keep, ei, w, return_edge_mask=True)
+    assert torch.equal(o_ei, n_ei) and torch.equal(o_w, n_w) and torch.equal(o_a, attr[emask])
+    with pytest.warns(DeprecationWarning):  # khop_reconnect returned original ids, and still does so
+        k_ei, _ = khop_reconnect(ei, w, keep, k=3)
+    assert torch.equal(k_ei, khop_reconnect(keep, ei, w, k=3, relabel_nodes=False)[0])
+    with pytest.warns(DeprecationWarning):  # kron_reduction returned relabelled ids, and still does so
+        r_ei, _ = kron_reduction(edge_index=ei, edge_weight=w, keep=keep)
+    assert torch.equal(r_ei, kron_reduction(keep, ei, w)[0])
+    x = torch.randn(2, 12)
+    with pytest.warns(DeprecationWarning, match="keep=.*subset="):
+        assert torch.equal(select(x, keep=keep, dim=1), select(x, keep, dim=1))

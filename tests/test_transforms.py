@@ -112,7 +112,7 @@ def test_reconnect_on_data_matches_operator(reconnect):
     data = make_data(n=12, t=4)
     mask = SensorMask.from_indices([0, 3, 4, 8, 9], 12)
     out = DynSTMask(mask, reconnect=reconnect, k=4)(data)
-    ei, ew = induced_subgraph(data.edge_index, data.edge_weight, mask, reconnect=reconnect, k=4)
+    ei, ew = induced_subgraph(mask, data.edge_index, data.edge_weight, reconnect=reconnect, k=4)
     assert torch.equal(out.edge_index, ei) and torch.allclose(out.edge_weight, ew)
     # ring stays connected after reconnection
     import networkx as nx
@@ -129,12 +129,12 @@ def test_edge_attr_handling():
     data.edge_attr = torch.rand(data.edge_index.size(1)) + 0.5  # PyG-Temporal snapshots keep weights here
     mask = SensorMask.from_indices([0, 2, 4], 6)
     out = DynSTMask(mask, reconnect="kron")(data)
-    ei, ew = induced_subgraph(data.edge_index, data.edge_attr, mask, reconnect="kron")
+    ei, ew = induced_subgraph(mask, data.edge_index, data.edge_attr, reconnect="kron")
     assert "edge_weight" not in out and torch.allclose(out.edge_attr, ew)
     # multi-dimensional edge features: sliced with 'none', refused with reconnection
     data.edge_attr = torch.randn(data.edge_index.size(1), 3)
     out = DynSTMask(mask)(data)
-    _, _, ea = induced_subgraph(data.edge_index, None, mask, edge_attr=data.edge_attr)
+    _, ea = induced_subgraph(mask, data.edge_index, data.edge_attr)
     assert torch.equal(out.edge_attr, ea)
     with pytest.raises(ValueError, match=r"edge attribute\(s\) \['edge_attr'\]"):
         DynSTMask(mask, reconnect="khop")(data)
@@ -146,7 +146,7 @@ def test_other_node_and_graph_attributes():
     data.node_feat = torch.randn(n, 3)           # unknown name, node-level per PyG
     data.mean = torch.randn(n, 2)                # per-node scaler statistics
     data.std = torch.rand(2) + 1.0               # global statistics: left alone
-    data.t = torch.arange(n)                     # graph-level time index that happens to have length N
+    data.t = torch.arange(n).view(1, n)          # graph-level vector of length N: stored [1, N], as PyG expects
     data.tag = "window-3"
     out = DynSTMask(SensorMask.from_indices([1, 3], n))(data)
     assert torch.equal(out.node_feat, data.node_feat[[1, 3]])
@@ -166,6 +166,40 @@ def test_n_id_composes():
     for key in ("x", "y", "pos", "edge_index", "edge_weight", "n_id"):
         assert torch.equal(twice[key], once[key]), key
     assert twice.sensor_id == once.sensor_id == ["s1", "s6", "s7"]
+
+
+def test_attributes_are_classified_by_pyg_data_subgraph():
+    data = make_data(n=6)
+    data.edge_label = torch.arange(data.edge_index.size(1))  # any edge-level attribute follows the edges
+    data.node_label = torch.arange(6) * 10
+    mask = SensorMask.from_indices([1, 2, 3], 6)
+    out = DynSTMask(mask)(data)
+    ref = data.subgraph(mask.keep)
+    for key in ("x", "y", "pos", "edge_index", "edge_weight", "edge_label", "node_label"):
+        assert torch.equal(out[key], ref[key]), key
+    # ring edges (1, 2), (2, 3) and (2, 1), (3, 2) are numbers 1, 2, 7, 8
+    assert out.edge_label.tolist() == [1, 2, 7, 8]
+    assert out.node_label.tolist() == [10, 20, 30]
+    assert out.sensor_id == ["s1", "s2", "s3"] and out.num_nodes == 3
+
+
+def test_edge_cache_holds_no_copies_and_notices_in_place_edits(monkeypatch):
+    import dynst_pyg.transforms as tmod
+
+    calls = []
+    real = tmod.induced_subgraph
+    monkeypatch.setattr(tmod, "induced_subgraph", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    data = make_data(n=12, t=3)
+    mask = SensorMask.from_indices([0, 3, 4, 8, 9], 12)
+    tf = DynSTMask(mask, reconnect="kron")
+    first = tf(data)
+    again = tf(data.clone())  # equal edges in other tensors: reused
+    assert len(calls) == 1 and torch.equal(first.edge_weight, again.edge_weight)
+    first.edge_weight.zero_()  # an output edited in place does not leak into the next one
+    assert torch.equal(tf(data).edge_weight, again.edge_weight) and len(calls) == 1
+    data.edge_weight.mul_(2.0)  # the input the cache was built from changed in place: rebuilt
+    doubled = tf(data)
+    assert len(calls) == 2 and torch.allclose(doubled.edge_weight, 2 * again.edge_weight)
 
 
 @settings(max_examples=30, deadline=None)
@@ -247,7 +281,7 @@ def test_spatiotemporal_dataset():
     assert torch.equal(small.pos, ds.pos[keep])
     assert small.sensor_id == [ds.sensor_id[i] for i in keep.tolist()]
     assert torch.equal(small.meta["n_id"], keep)
-    ei, ew = induced_subgraph(ds.edge_index, ds.edge_weight, mask, reconnect="kron")
+    ei, ew = induced_subgraph(mask, ds.edge_index, ds.edge_weight, reconnect="kron")
     assert torch.equal(small.edge_index, ei) and torch.allclose(small.edge_weight, ew)
     assert torch.equal(ds.series, series0) and torch.equal(ds.edge_index, ei0) and ds.num_nodes == 30
     # the window pipeline runs on K nodes

@@ -21,23 +21,14 @@ Supports are rebuilt from the (sub-)graph given to ``forward``, cached by tensor
 identity, and safe for isolated nodes (zero rows). DCRNN has no node-specific
 parameters, so ``node_index`` is validated but otherwise not needed.
 
-Choice of cell (issue 4): **own cell, not PyG-Temporal's** ``DCRNN``/``BatchedDCRNN``.
-Evidence (``torch_geometric_temporal`` 0.56.2, the version the project installs):
-
-* correctness, ``tests/test_models_dcrnn.py::test_pyg_temporal_dconv_against_dense_reference``:
-  with a positive control (unweighted ring, where its one-step forward and backward
-  walks equal the dense reference, so the harness maps its weights correctly), its
-  ``DConv`` disagrees with the dense dual random walk on a weighted directed graph:
-  messages are scaled by ``1/deg_out(source)`` only (the edge weight enters the degree
-  but not the message), the reverse walk pairs ``1/deg_in`` with edges of a different
-  ordering and drops the reverse edges' weights, steps ``k >= 2`` use ``2 S x_{k-1} - x_0``
-  instead of a power of ``S``, and an isolated node gives ``1/0`` degrees (non-finite
-  output). ``BatchedDCRNN`` batches correctly (disjoint union of ``B`` graph copies) but
-  its ``BatchedDConv`` has the same maths and fails the same comparison;
-* speed: one DCGRU step for a batch of 64 on the METR-LA graph (hidden 64, two diffusion
-  steps, 1 thread, ``python benchmarks/inference_speedup.py --cell-choice``): own cell
-  177 ms, PyG-Temporal ``DCRNN`` looped over the batch 876 ms, ``BatchedDCRNN`` 757 ms
-  (measured on the shared 2-core project machine; the own cell is about 4x faster).
+Why an own cell and not PyG-Temporal's ``DCRNN``/``BatchedDCRNN``: on a weighted
+directed graph their ``DConv`` disagrees with the dense dual random walk (the edge weight
+enters the degree but not the message, the reverse walk drops the reverse edges'
+weights, steps ``k >= 2`` use ``2 S x_{k-1} - x_0`` instead of a power of ``S``, and an
+isolated node gives non-finite output), as
+``tests/test_models_dcrnn.py::test_pyg_temporal_dconv_against_dense_reference`` shows;
+the own cell is also several times faster on a batch (``benchmarks/inference_speedup.py
+--cell-choice``).
 """
 
 from __future__ import annotations
@@ -48,8 +39,9 @@ from typing import Dict, List, Optional
 import torch
 from torch import Tensor, nn
 
-from .supports import (SupportCache, check_forward_inputs, check_graph, check_positive_ints, diffuse,
-                       to_support_format, transition_supports)
+from .batching import accepts_batch
+from .diffusion import DiffusionConv, TransitionSupports
+from .supports import check_forward_inputs, check_graph, check_positive_ints
 
 __all__ = ["DCRNN", "DCGRUCell", "DiffusionConv", "DCRNN_PROFILES", "scheduled_sampling_ratio"]
 
@@ -72,64 +64,6 @@ def scheduled_sampling_ratio(step: int, decay: float = 2000.0) -> float:
     if decay <= 0:
         raise ValueError(f"decay must be > 0, got {decay}")
     return decay / (decay + math.exp(min(step / decay, 700.0)))
-
-
-class DiffusionConv(nn.Module):
-    r"""Dual-random-walk diffusion convolution on node-first signals.
-
-    ``out = W_0 z + sum_m sum_{k=1..K} W_{m,k} S_m^k z`` for supports ``S_m``.
-
-    Args:
-        in_channels (int): input channels.
-        out_channels (int): output channels.
-        num_supports (int): number of supports ``M``.
-        diffusion_steps (int): ``K`` (default: ``2``).
-        bias_init (float, optional): initial bias (default: ``0.0``).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, num_supports: int, diffusion_steps: int = 2,
-                 bias_init: float = 0.0) -> None:
-        super().__init__()
-        if diffusion_steps < 0:
-            raise ValueError(f"diffusion_steps must be >= 0, got {diffusion_steps}")
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.num_supports = num_supports
-        self.diffusion_steps = diffusion_steps
-        self.num_matrices = 1 + num_supports * diffusion_steps
-        self.weight = nn.Parameter(torch.empty(self.num_matrices * in_channels, out_channels))
-        self.bias = nn.Parameter(torch.full((out_channels,), float(bias_init)))
-        nn.init.xavier_normal_(self.weight, gain=1.414)
-
-    def forward(self, z: Tensor, supports: List[Tensor]) -> Tensor:
-        """Args: ``z`` ``[K, ..., C_in]`` node-first; ``supports`` ``M`` matrices ``[K, K]``.
-        Returns ``[K, ..., C_out]``."""
-        if len(supports) != self.num_supports:
-            raise ValueError(f"supports must hold {self.num_supports} matrices, got {len(supports)}")
-        c = self.in_channels
-        w = self.weight
-        out = torch.addmm(self.bias, z.reshape(-1, c), w[:c]).view(*z.shape[:-1], self.out_channels)
-        if self.diffusion_steps == 0:
-            return out
-        j = 1
-        if self.out_channels < c:
-            # project first, then diffuse by Horner's rule on out_channels (fewer columns)
-            for s in supports:
-                ys = [torch.matmul(z, w[(j + o) * c:(j + o + 1) * c]) for o in range(self.diffusion_steps)]
-                j += self.diffusion_steps
-                acc = ys[-1]
-                for y in reversed(ys[:-1]):
-                    acc = diffuse(s, acc) + y
-                out = out + diffuse(s, acc)
-        else:
-            z = z.contiguous()
-            for s in supports:
-                zk = z
-                for _ in range(self.diffusion_steps):
-                    zk = diffuse(s, zk)
-                    out = out + torch.matmul(zk, w[j * c:(j + 1) * c])
-                    j += 1
-        return out
 
 
 class DCGRUCell(nn.Module):
@@ -222,7 +156,7 @@ class DCRNN(nn.Module):
         self.decoder = nn.ModuleList(
             [DCGRUCell(out_features if i == 0 else h, h, m, k) for i in range(self.num_layers)])
         self.projection = nn.Linear(h, out_features)
-        self._support_cache = SupportCache()
+        self.support_cache = TransitionSupports(support_kind, sparse_supports)
 
     # ------------------------------------------------------------------ graph side
     def prepare_graph(self, edge_index: Tensor, edge_weight: Optional[Tensor] = None,
@@ -244,16 +178,11 @@ class DCRNN(nn.Module):
         """
         k = node_index.numel() if node_index is not None else (num_nodes or self.num_nodes)
         check_graph(edge_index, edge_weight, k)
-        device = edge_index.device if device is None else device
-        return self._support_cache.get(
-            edge_index, edge_weight, k, device, dtype,
-            lambda: [to_support_format(s, self.sparse_supports) for s in
-                     transition_supports(edge_index, edge_weight, k, kind=self.support_kind,
-                                         dtype=dtype, device=device)])
+        return self.support_cache(edge_index, edge_weight, k, device=device, dtype=dtype)
 
     def clear_graph_cache(self) -> None:
         """Drop every cached support."""
-        self._support_cache.clear()
+        self.support_cache.clear()
 
     # ------------------------------------------------------------------ network
     def forward_with_supports(self, x: Tensor, supports: List[Tensor], *, targets: Optional[Tensor] = None,
@@ -291,13 +220,17 @@ class DCRNN(nn.Module):
                 go = out
         return torch.stack(outs, dim=0).permute(2, 0, 1, 3).contiguous()  # [B, T_out, K, F_out]
 
+    @accepts_batch(node_first=("targets",))
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None,
                 node_index: Optional[Tensor] = None, *, targets: Optional[Tensor] = None,
                 teacher_forcing_ratio: float = 0.0) -> Tensor:
         """Forecast.
 
         Args:
-            x (Tensor): ``[B, T_in, K, F]`` normalised history.
+            x (Tensor): ``[B, T_in, K, F]`` normalised history, or a PyG ``Data``/``Batch`` of
+                node-first windows passed alone (then the graph, ``node_index = n_id`` and, if
+                given, ``targets`` come node-first like ``batch.y``, and so does the forecast,
+                ``[B*K, T_out, F_out]``; see :mod:`dynst_pyg.models.batching`).
             edge_index (Tensor): ``[2, E]`` graph on the present nodes (ids ``0..K-1``).
             edge_weight (Tensor, optional): ``[E]`` non-negative weights (default: ``None``).
             node_index (Tensor, optional): ``[K]`` original ids, required when

@@ -6,7 +6,7 @@ the forward/backward random-walk transition matrices of the graph and the *adapt
 adjacency ``softmax(ReLU(E1 E2^T))``, residual and skip connections, and a two-layer
 output MLP that emits all ``T_out * F_out`` values at once.
 
-Sub-graph behaviour (DESIGN §4):
+Sub-graph behaviour:
 
 * transition matrices are rebuilt from the graph passed to ``forward`` (the sub-graph),
   never sliced from the full normalised ones; isolated nodes get zero rows;
@@ -22,8 +22,9 @@ Implementation notes (same maths as the paper, arranged for CPU speed):
   matrix product ``S @ h.view(K, -1)`` (dense, or sparse CSR for the sparse road graphs);
 * temporal convolutions with kernel ``(kernel_size, 1)`` are ``Linear`` layers over the
   dilated taps concatenated on the channel axis (filter and gate fused);
-* the graph convolution ``W [h, S h, S^2 h, ...]`` applies the weight blocks first and
-  diffuses by Horner's rule (channel and node mixing commute), avoiding the concatenation;
+* the graph convolution ``W [h, S h, S^2 h, ...]`` is the shared
+  :class:`~dynst_pyg.models.diffusion.DiffusionConv`, which applies the weight blocks first
+  and diffuses by Horner's rule (channel and node mixing commute), avoiding the concatenation;
 * only the positions that reach the output are computed on the skip path, and the last
   layer's graph convolution (whose output the original computes and discards) is skipped.
 
@@ -44,8 +45,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .supports import (SupportCache, check_forward_inputs, check_graph, check_positive_ints, diffuse,
-                       to_support_format, transition_supports)
+from .batching import accepts_batch
+from .diffusion import DiffusionConv, TransitionSupports
+from .supports import check_forward_inputs, check_graph, check_positive_ints
 
 __all__ = ["GraphWaveNet", "GWNET_PROFILES"]
 
@@ -169,7 +171,7 @@ class GraphWaveNet(nn.Module):
         self.start_conv = nn.Linear(in_features, rc)
         self.filter_gate = nn.ModuleList()
         self.skip_convs = nn.ModuleList()
-        self.gconv_mlps = nn.ModuleList()
+        self.gconvs = nn.ModuleList()
         self.bns = nn.ModuleList()
         self.dilations: List[int] = []
         rf = 1
@@ -179,13 +181,14 @@ class GraphWaveNet(nn.Module):
                 self.dilations.append(d)
                 self.filter_gate.append(nn.Linear(ks * rc, 2 * dc))
                 self.skip_convs.append(nn.Linear(dc, sc))
-                self.gconv_mlps.append(nn.Linear((self.order * self.num_supports + 1) * dc, rc))
+                self.gconvs.append(DiffusionConv(dc, rc, self.num_supports, self.order, project_first=True,
+                                                 init="linear"))
                 self.bns.append(nn.BatchNorm1d(rc))
                 rf += (ks - 1) * d
                 d *= 2
         # The last layer's graph convolution / residual / batch norm never reach the
         # output (only its skip branch does), so they are not built.
-        del self.gconv_mlps[-1]
+        del self.gconvs[-1]
         del self.bns[-1]
         self.receptive_field = rf
         self.padded_length = max(t_in, rf)
@@ -199,7 +202,8 @@ class GraphWaveNet(nn.Module):
         else:
             self.register_parameter("node_emb_source", None)
             self.register_parameter("node_emb_target", None)
-        self._support_cache = SupportCache()
+        self.support_cache = TransitionSupports(support_kind, sparse_supports)
+        self.register_load_state_dict_pre_hook(_rename_linear_gconvs)
 
     # ------------------------------------------------------------------ graph side
     def adaptive_support(self, node_index: Optional[Tensor] = None) -> Tensor:
@@ -226,12 +230,7 @@ class GraphWaveNet(nn.Module):
         """Fixed (graph) supports of a ``num_nodes``-node graph, cached by tensor identity."""
         if not self.graph_supports:
             return []
-        device = edge_index.device if device is None else device
-        return self._support_cache.get(
-            edge_index, edge_weight, num_nodes, device, dtype,
-            lambda: [to_support_format(m, self.sparse_supports) for m in
-                     transition_supports(edge_index, edge_weight, num_nodes, kind=self.support_kind,
-                                         dtype=dtype, device=device)])
+        return self.support_cache(edge_index, edge_weight, num_nodes, device=device, dtype=dtype)
 
     def prepare_graph(self, edge_index: Tensor, edge_weight: Optional[Tensor] = None,
                       node_index: Optional[Tensor] = None, *, num_nodes: Optional[int] = None,
@@ -259,7 +258,7 @@ class GraphWaveNet(nn.Module):
 
     def clear_graph_cache(self) -> None:
         """Drop every cached support."""
-        self._support_cache.clear()
+        self.support_cache.clear()
 
     def supports(self, edge_index: Tensor, edge_weight: Optional[Tensor] = None,
                  node_index: Optional[Tensor] = None, *, num_nodes: Optional[int] = None,
@@ -273,26 +272,6 @@ class GraphWaveNet(nn.Module):
         return sup
 
     # ------------------------------------------------------------------ network
-    def _gconv(self, h: Tensor, supports: List[Tensor], mlp: nn.Linear) -> Tensor:
-        """Diffusion convolution ``W [h, S1 h, S1^2 h, S2 h, ...]`` on node-first ``h``.
-
-        Channel mixing and node mixing commute, so each weight block is applied first
-        and the diffusion is evaluated by Horner's rule on ``rc`` channels:
-        ``W0 h + sum_m S_m (W_m1 h + S_m (W_m2 h + ...))``; no concatenation is formed.
-        """
-        c = h.size(-1)
-        w = mlp.weight
-        out = F.linear(h, w[:, :c], mlp.bias)
-        j = 1
-        for s in supports:
-            ys = [F.linear(h, w[:, (j + o) * c:(j + o + 1) * c]) for o in range(self.order)]
-            j += self.order
-            z = ys[-1]
-            for y in reversed(ys[:-1]):
-                z = diffuse(s, z) + y
-            out = out + diffuse(s, z)
-        return F.dropout(out, self.dropout, training=self.training)
-
     def forward_with_supports(self, x: Tensor, supports: List[Tensor]) -> Tensor:
         """Run the network with explicit supports (``[K, K]`` each, ``x' = S @ x``).
 
@@ -333,7 +312,7 @@ class GraphWaveNet(nn.Module):
             skip = s if skip is None else s + skip
             if i == n_layers - 1:
                 break
-            h = self._gconv(h.contiguous(), supports, self.gconv_mlps[i])
+            h = F.dropout(self.gconvs[i](h.contiguous(), supports), self.dropout, training=self.training)
             h = h + residual[:, :, -length:]
             c = h.size(-1)
             h = self.bns[i](h.reshape(-1, c)).view(h.shape)
@@ -342,12 +321,16 @@ class GraphWaveNet(nn.Module):
         h = self.end_conv_2(h.reshape(k, b, -1))  # [K, B, T_out * F_out]
         return h.view(k, b, self.t_out, self.out_features).permute(1, 2, 0, 3).contiguous()
 
+    @accepts_batch()
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None,
                 node_index: Optional[Tensor] = None) -> Tensor:
         """Forecast.
 
         Args:
-            x (Tensor): ``[B, T_in, K, F]`` normalised history of the present nodes.
+            x (Tensor): ``[B, T_in, K, F]`` normalised history of the present nodes, or a PyG
+                ``Data``/``Batch`` of node-first windows passed alone (the graph and
+                ``node_index = n_id`` then come from the batch, and the forecast is returned
+                node-first, ``[B*K, T_out, F_out]``; see :mod:`dynst_pyg.models.batching`).
             edge_index (Tensor): ``[2, E]`` graph on the present nodes (ids ``0..K-1``).
             edge_weight (Tensor, optional): ``[E]`` non-negative weights (default: ``None``).
             node_index (Tensor, optional): ``[K]`` original ids of the present nodes;
@@ -365,3 +348,17 @@ class GraphWaveNet(nn.Module):
         return (f"num_nodes={self.num_nodes}, in_features={self.in_features}, out_features={self.out_features}, "
                 f"t_in={self.t_in}, t_out={self.t_out}, profile={self.profile!r}, "
                 f"receptive_field={self.receptive_field}, supports={self.num_supports}")
+
+
+def _rename_linear_gconvs(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                          error_msgs) -> None:
+    """Loads state dicts written when the graph convolutions were ``Linear`` layers (``gconv_mlps``).
+
+    ``gconv_mlps.{i}.weight`` (``[C_out, (1 + M K) C_in]``) becomes ``gconvs.{i}.weight``
+    transposed; the bias is unchanged.
+    """
+    old = prefix + "gconv_mlps."
+    for key in [k for k in state_dict if k.startswith(old)]:
+        value = state_dict.pop(key)
+        new = prefix + "gconvs." + key[len(old):]
+        state_dict[new] = value.t() if new.endswith(".weight") else value

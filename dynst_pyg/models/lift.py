@@ -1,4 +1,4 @@
-"""Network-wide head for ``target="all"`` (DESIGN §5): lift K kept-node forecasts to all N nodes.
+"""Network-wide head for ``target="all"``: lift forecasts on K kept nodes to all N nodes.
 
 The backbone runs on the K kept sensors only. :class:`LiftHead` then produces a value
 for every one of the N sensors of the full network:
@@ -22,28 +22,44 @@ for every one of the N sensors of the full network:
 * pruned nodes with **no path** to any kept node get the mean of the kept predictions
   (per sample, step and feature) before the correction.
 
-**Bound, learned propagation** (``kept=...``): a head built for one kept set holds its
-``U x K`` propagation matrix as a trainable parameter (initialised to the harmonic
+**Bound, learned propagation** (``node_index=...``): a head built for one kept set holds
+its ``U x K`` propagation matrix as a trainable parameter (initialised to the harmonic
 weights above). :meth:`LiftHead.fit_ridge` then sets it, with the pruned nodes' biases,
 to the ridge regression of each pruned sensor's training series on the kept sensors'
-series at the same step. On Los-loop with half the sensors kept, that regression
-reconstructs the pruned sensors from the *true* kept readings with a test MAE of
-2.8-4.4 mph against 6.2-8.1 mph for the harmonic weights (the graph says little about
-which neighbour a sensor resembles; the training series says a lot), so it is what the
-DynST trainer uses for ``target="all"``.
+series at the same step. The graph says little about which neighbour a sensor resembles
+and the training series says a lot, so on real road networks the regression
+reconstructs pruned sensors far better than the harmonic weights; it is what the DynST
+trainer uses for ``target="all"``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.data import Data
 
+from ..linalg import ridge_solve
+from .batching import to_dense_windows, to_node_first, window_layout
 from .supports import check_graph, dense_adjacency
 
-__all__ = ["LiftHead"]
+__all__ = ["LiftHead", "Propagation"]
+
+
+class Propagation(NamedTuple):
+    """Propagation weights of one kept set (see :meth:`LiftHead.propagation`)."""
+
+    #: ``[U]`` pruned node ids, ascending.
+    pruned_index: Tensor
+    #: ``[U, K]`` weights, rows summing to 1 (0 for fallback rows).
+    weights: Tensor
+    #: ``[U]`` bool, pruned nodes with no path to a kept node.
+    fallback: Tensor
+    #: ``[K]`` kept node ids on the head's device.
+    node_index: Tensor
 
 
 class LiftHead(nn.Module):
@@ -63,10 +79,11 @@ class LiftHead(nn.Module):
             ``[propagated value, node embedding]``; ``0`` disables it (default: ``0``).
         embedding_dim (int, optional): node-embedding size of that MLP (default: ``8``).
         cache_size (int, optional): number of kept sets whose weights are cached (default: ``8``).
-        kept (Tensor, optional): ``[K]`` kept node ids to *bind* the head to: the propagation
-            matrix becomes a trainable ``[U, K]`` parameter ``prop_weight`` (initialised to the
-            harmonic weights; see :meth:`fit_ridge`) and only this kept set is accepted by
-            :meth:`forward` (default: :obj:`None`, any kept set, fixed harmonic weights).
+        node_index (Tensor, optional): ``[K]`` kept node ids to *bind* the head to: the
+            propagation matrix becomes a trainable ``[U, K]`` parameter ``prop_weight``
+            (initialised to the harmonic weights; see :meth:`fit_ridge`) and only this kept
+            set is accepted by :meth:`forward` (default: :obj:`None`, any kept set, fixed
+            harmonic weights). ``kept=`` is a deprecated alias.
     """
 
     def __init__(
@@ -81,9 +98,15 @@ class LiftHead(nn.Module):
         hidden: int = 0,
         embedding_dim: int = 8,
         cache_size: int = 8,
+        node_index: Optional[Tensor] = None,
         kept: Optional[Tensor] = None,
     ) -> None:
         super().__init__()
+        if kept is not None:
+            if node_index is not None:
+                raise TypeError("LiftHead: pass node_index only ('kept' is its deprecated alias)")
+            warnings.warn("LiftHead(kept=...) is deprecated; use node_index=...", DeprecationWarning, stacklevel=2)
+            node_index = kept
         if not isinstance(num_nodes, int) or num_nodes < 1:
             raise ValueError(f"num_nodes must be a positive int, got {num_nodes!r}")
         if not isinstance(features, int) or features < 1:
@@ -121,20 +144,21 @@ class LiftHead(nn.Module):
         else:
             self.register_parameter("node_emb", None)
             self.mlp = None
-        self._cache: "OrderedDict[Tuple, Tuple[Tensor, Tensor, Tensor, Tensor]]" = OrderedDict()
-        if kept is not None:
-            self._check_node_index(kept)
-            pruned, weights, fallback, kept_ = self.propagation(kept)
+        self._cache: "OrderedDict[Tuple, Propagation]" = OrderedDict()
+        if node_index is not None:
+            self._check_node_index(node_index)
+            prop = self.propagation(node_index)
             # rows with no path to a kept node start as the mean of the kept predictions
-            k = kept_.numel()
-            init = torch.where(fallback.unsqueeze(1), torch.full_like(weights, 1.0 / k), weights)
-            self.register_buffer("bound_kept", kept_.clone())
-            self.register_buffer("bound_pruned", pruned.clone())
+            k = prop.node_index.numel()
+            init = torch.where(prop.fallback.unsqueeze(1), torch.full_like(prop.weights, 1.0 / k), prop.weights)
+            self.register_buffer("bound_node_index", prop.node_index.clone())
+            self.register_buffer("bound_pruned_index", prop.pruned_index.clone())
             self.prop_weight = nn.Parameter(init.clone())
         else:
-            self.register_buffer("bound_kept", None)
-            self.register_buffer("bound_pruned", None)
+            self.register_buffer("bound_node_index", None)
+            self.register_buffer("bound_pruned_index", None)
             self.register_parameter("prop_weight", None)
+        self.register_load_state_dict_pre_hook(_rename_bound_buffers)
 
     # ------------------------------------------------------------------ weights
     def _check_node_index(self, node_index: Tensor, k: Optional[int] = None) -> None:
@@ -154,17 +178,17 @@ class LiftHead(nn.Module):
             raise ValueError("node_index must not contain duplicate node ids")
 
     @torch.no_grad()
-    def propagation(self, node_index: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    def propagation(self, node_index: Tensor) -> Propagation:
         """Propagation weights for a kept set (cached per kept set).
 
         Args:
             node_index (Tensor): ``[K]`` kept node ids.
 
         Returns:
-            tuple: ``(pruned, weights, fallback, kept)`` where ``pruned`` ``[U]`` are the
-            pruned ids (ascending), ``weights`` ``[U, K]`` rows summing to 1 (0 for
-            fallback rows), ``fallback`` ``[U]`` bool (no path to a kept node) and
-            ``kept`` is ``node_index`` on this module's device.
+            Propagation: ``(pruned_index [U], weights [U, K], fallback [U], node_index [K])``:
+            the pruned ids (ascending), weights whose rows sum to 1 (0 for fallback rows),
+            which pruned nodes have no path to a kept node, and ``node_index`` on this
+            module's device.
         """
         self._check_node_index(node_index)
         key = (tuple(node_index.tolist()), self.edge_index.device)
@@ -199,7 +223,7 @@ class LiftHead(nn.Module):
             weights = torch.where(fallback.unsqueeze(1), torch.zeros_like(p),
                                   p / torch.where(rows > 1e-12, rows, torch.ones_like(rows)))
             weights = weights.float()
-        out = (pruned, weights, fallback, kept)
+        out = Propagation(pruned, weights, fallback, kept)
         self._cache[key] = out
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -237,12 +261,13 @@ class LiftHead(nn.Module):
             LiftHead: ``self``.
         """
         if self.prop_weight is None:
-            raise RuntimeError("fit_ridge needs a bound head: build LiftHead(..., kept=node_index)")
+            raise RuntimeError("fit_ridge needs a bound head: build LiftHead(..., node_index=kept_ids)")
         if not isinstance(series, Tensor):
             raise TypeError(f"series must be a Tensor [T, N, F], got {type(series).__name__}")
         x = series.unsqueeze(-1) if series.dim() == 2 else series
         if x.dim() != 3 or x.size(1) != self.num_nodes or x.size(2) != self.features:
-            raise ValueError(f"series must have shape [T, {self.num_nodes}, {self.features}], got {tuple(series.shape)}")
+            raise ValueError(f"series must have shape [T, {self.num_nodes}, {self.features}], "
+                             f"got {tuple(series.shape)}")
         if x.size(0) < 2:
             raise ValueError(f"series needs at least 2 time steps, got {x.size(0)}")
         if not float(ridge) >= 0.0:
@@ -255,7 +280,7 @@ class LiftHead(nn.Module):
         else:
             v = torch.ones_like(x, dtype=torch.bool)
         v = v & torch.isfinite(x)
-        kept, pruned = self.bound_kept.cpu(), self.bound_pruned.cpu()
+        kept, pruned = self.bound_node_index.cpu(), self.bound_pruned_index.cpu()
         full_rows = v.flatten(1).all(1)
         if int(full_rows.sum()) >= max(2 * kept.numel(), x.size(0) // 2):
             x, v = x[full_rows], v[full_rows]  # enough complete steps: fit on those only
@@ -267,10 +292,7 @@ class LiftHead(nn.Module):
         xc = (x - mean)  # [T, N, F], centred per node and feature
         a = xc[:, kept].permute(2, 0, 1).reshape(-1, kept.numel())      # [F*T, K]
         b = xc[:, pruned].permute(2, 0, 1).reshape(-1, pruned.numel())  # [F*T, U]
-        gram = a.t() @ a
-        lam = float(ridge) * float(gram.diagonal().mean().clamp_min(1e-12))
-        gram = gram + lam * torch.eye(gram.size(0), dtype=gram.dtype)
-        w = torch.linalg.solve(gram, a.t() @ b).t()  # [U, K]
+        w = ridge_solve(a.t() @ a, a.t() @ b, ridge).t()  # [U, K]
         bias = mean[pruned] - torch.einsum("uk,kf->uf", w, mean[kept])  # [U, F]
         dev = self.prop_weight.device
         self.prop_weight.copy_(w.to(device=dev, dtype=self.prop_weight.dtype))
@@ -283,18 +305,27 @@ class LiftHead(nn.Module):
         return super()._apply(fn, *args, **kwargs)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, y_kept: Tensor, node_index: Optional[Tensor] = None) -> Tensor:
+    def forward(self, y_kept: Tensor, node_index: Union[Tensor, Data, None] = None) -> Tensor:
         """Lift predictions to the full network.
 
         Args:
             y_kept (Tensor): ``[B, T, K, F]`` predictions on the kept nodes, in the order
-                of ``node_index``.
-            node_index (Tensor, optional): ``[K]`` kept node ids; ``None`` means all ``N``
-                nodes in order (default: ``None``).
+                of ``node_index``; or node-first ``[B*K, T, F]`` when ``node_index`` is a
+                PyG batch.
+            node_index (Tensor or Data, optional): ``[K]`` kept node ids; ``None`` means all
+                ``N`` nodes in order, or the bound kept set. A PyG ``Data``/``Batch`` of
+                windows gives them as its ``n_id`` (see :mod:`dynst_pyg.models.batching`);
+                the result is then node-first too, ``[B*N, T, F]`` (default: ``None``).
 
         Returns:
-            Tensor: ``[B, T, N, F]``.
+            Tensor: ``[B, T, N, F]``, or ``[B*N, T, F]`` for a PyG batch.
         """
+        if isinstance(node_index, Data):
+            b, _, ids = window_layout(node_index)
+            if ids is None:
+                raise ValueError("LiftHead: the batch has no n_id (the kept node ids); apply DynSTMask to the "
+                                 "windows or pass node_index as a tensor")
+            return to_node_first(self.forward(to_dense_windows(y_kept, b), ids))
         if not isinstance(y_kept, Tensor) or y_kept.dim() != 4:
             raise ValueError(f"y_kept must be a [B, T, K, F] tensor, got "
                              f"{tuple(y_kept.shape) if isinstance(y_kept, Tensor) else type(y_kept).__name__}")
@@ -302,13 +333,13 @@ class LiftHead(nn.Module):
         if f != self.features:
             raise ValueError(f"y_kept has {f} features (last dim) but LiftHead was built with features={self.features}")
         if self.prop_weight is not None:
-            kept = self.bound_kept
+            kept = self.bound_node_index
             if node_index is not None and not torch.equal(node_index.to(kept.device).long(), kept):
-                raise ValueError("this LiftHead is bound to one kept set (built with kept=...) and node_index "
-                                 "differs from it; build a head for the new kept set")
+                raise ValueError("this LiftHead is bound to one kept set (built with node_index=...) and "
+                                 "node_index differs from it; build a head for the new kept set")
             if k != kept.numel():
                 raise ValueError(f"y_kept has K={k} nodes but the head is bound to {kept.numel()} kept nodes")
-            pruned, weights = self.bound_pruned, self.prop_weight
+            pruned, weights = self.bound_pruned_index, self.prop_weight
             fallback = torch.zeros(pruned.numel(), dtype=torch.bool, device=kept.device)
         else:
             if node_index is None:
@@ -338,6 +369,14 @@ class LiftHead(nn.Module):
         return out.index_copy(2, pruned, out_pruned)
 
     def extra_repr(self) -> str:
-        bound = "" if self.bound_kept is None else f", kept={self.bound_kept.numel()} (bound)"
+        bound = "" if self.bound_node_index is None else f", kept={self.bound_node_index.numel()} (bound)"
         return (f"num_nodes={self.num_nodes}, features={self.features}, damping={self.damping}, "
                 f"residual={self.residual}, hidden={self.hidden}{bound}")
+
+
+def _rename_bound_buffers(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                          error_msgs) -> None:
+    """Loads state dicts written when the bound kept set was stored as ``bound_kept``/``bound_pruned``."""
+    for old, new in (("bound_kept", "bound_node_index"), ("bound_pruned", "bound_pruned_index")):
+        if prefix + old in state_dict and prefix + new not in state_dict:
+            state_dict[prefix + new] = state_dict.pop(prefix + old)

@@ -231,7 +231,7 @@ def check_forward_inputs(
     t_in: Optional[int] = None,
     model: str = "model",
 ) -> int:
-    """Validate the DESIGN §4 forward arguments and return the number of present nodes K.
+    """Validate the backbone forward arguments and return the number of present nodes K.
 
     Raises clear errors that name the argument and what was expected.
     """

@@ -1,4 +1,4 @@
-"""Adapter that puts any PyTorch Geometric Temporal recurrent cell behind the DESIGN §4 interface.
+"""Adapter that puts any PyTorch Geometric Temporal recurrent cell behind the backbone interface.
 
 PyG-Temporal cells (``GConvGRU``, ``TGCN``, ``A3TGCN``, ``DCRNN``, ``GConvLSTM``, ...)
 consume one graph signal ``X: [N, F]`` per call and return the next hidden state. The
@@ -7,7 +7,9 @@ consume one graph signal ``X: [N, F]`` per call and return the next hidden state
     ``forward(x: [B, T_in, K, F], edge_index, edge_weight=None, node_index=None) -> [B, T_out, K, F_out]``
 
 by running the cell over the ``T_in`` steps of every window and mapping the last hidden
-state through ``ReLU`` and a linear head to ``T_out * F_out`` values per node.
+state through ``ReLU`` and a linear head to ``T_out * F_out`` values per node. Like every
+backbone it also takes a PyG ``Batch`` of node-first windows (see
+:mod:`dynst_pyg.models.batching`).
 
 Three kinds of cell are recognised from their signatures:
 
@@ -36,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .batching import accepts_batch
 from .supports import check_forward_inputs
 
 __all__ = ["TGTAdapter", "resolve_cell"]
@@ -150,12 +153,15 @@ class TGTAdapter(nn.Module):
         assert h is not None
         return h
 
+    @accepts_batch()
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None,
                 node_index: Optional[Tensor] = None) -> Tensor:
         """Forecast.
 
         Args:
-            x (Tensor): ``[B, T_in, K, F]`` normalised history.
+            x (Tensor): ``[B, T_in, K, F]`` normalised history, or a PyG ``Data``/``Batch`` of
+                node-first windows passed alone (the forecast is then node-first,
+                ``[B*K, T_out, F_out]``; see :mod:`dynst_pyg.models.batching`).
             edge_index (Tensor): ``[2, E]`` graph on the present nodes (ids ``0..K-1``).
             edge_weight (Tensor, optional): ``[E]`` weights (default: ``None``).
             node_index (Tensor, optional): ``[K]`` original ids, required when

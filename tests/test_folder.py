@@ -1,0 +1,205 @@
+"""Tests for dynst_pyg.datasets.folder.load_folder (the user's own data as plain files)."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dynst_pyg.datasets.folder import FolderFormatError, load_folder
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "datasets" / "example"
+
+
+def test_example_folder_loads_exactly():
+    ds = load_folder(EXAMPLE)
+    assert ds.name == "example" and ds.sensor_id == ["S1", "S2", "S3", "S4", "S5", "S6"]
+    assert ds.series.shape == (300, 6, 1)
+    assert ds.interval_minutes == 5 and ds.start == datetime(2024, 3, 4) and ds.null_value == 0.0
+    first = EXAMPLE.joinpath("readings.csv").read_text().splitlines()[1].split(",")
+    assert ds.series[0, :, 0].tolist() == pytest.approx([float(v) for v in first[1:]])
+    assert int((~ds.null_mask()).sum()) == 6  # the six empty cells, stored as null_value
+    # edges: two directions per road, Gaussian kernel of the distances
+    d = np.array([1050, 1050, 980, 980, 830, 830, 900, 900, 1010, 1010], dtype=np.float64)
+    assert ds.edge_index[:, :2].tolist() == [[0, 1], [1, 0]]
+    assert ds.edge_weight.tolist() == pytest.approx(np.exp(-(d / d.std()) ** 2).tolist(), rel=1e-6)
+    assert ds.pos[0].tolist() == pytest.approx([10.18, 56.15])  # (lon, lat)
+    splits = ds.prepare(t_in=12, t_out=3)  # the window pipeline runs on it
+    assert splits.train[0][0].shape == (12, 6, 1)
+
+
+def test_example_folder_is_what_its_script_writes(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_example", EXAMPLE / "make_example.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(tmp_path)
+    for name in ("readings.csv", "edges.csv", "locations.csv", "dataset.json"):
+        assert (tmp_path / name).read_text() == (EXAMPLE / name).read_text(), name
+
+
+def write_folder(root: Path, readings: str, edges: str = "from,to\nA,B\n", locations=None, config=None,
+                 readings_name="readings.csv") -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / readings_name).write_text(readings)
+    if edges is not None:
+        (root / "edges.csv").write_text(edges)
+    if locations is not None:
+        (root / "locations.csv").write_text(locations)
+    if config is not None:
+        (root / "dataset.json").write_text(config if isinstance(config, str) else json.dumps(config))
+    return root
+
+
+GOOD = "time,A,B\n2024-01-01 00:00,1,2\n2024-01-01 00:10,3,4\n2024-01-01 00:20,5,6\n"
+
+
+def test_small_cases_exact(tmp_path):
+    ds = load_folder(write_folder(tmp_path / "a", GOOD, "from,to,weight\nA,B,0.5\nB,B,2\n"))
+    assert ds.series[:, :, 0].tolist() == [[1, 2], [3, 4], [5, 6]]
+    assert ds.interval_minutes == 10 and ds.name == "a" and ds.null_value is None and ds.pos is None
+    assert ds.edge_index.tolist() == [[0, 1], [1, 1]] and ds.edge_weight.tolist() == [0.5, 2.0]
+    # step numbers instead of date-times; interval from dataset.json; named time column anywhere
+    steps = "A,step,B\n1,0,2\n3,1,4\n5,2,6\n"
+    ds = load_folder(write_folder(tmp_path / "b", steps, "from,to\nB,A\n",
+                                  config={"interval_minutes": 15, "time_column": "step", "name": "mine"}))
+    assert ds.sensor_id == ["A", "B"] and ds.series[1, :, 0].tolist() == [3, 4]
+    assert ds.interval_minutes == 15 and ds.start is None and ds.name == "mine"
+    assert ds.edge_weight.tolist() == [1.0]
+    # equal distances: weight 1
+    ds = load_folder(write_folder(tmp_path / "c", GOOD, "from,to,distance\nA,B,300\nB,A,300\n",
+                                  locations="sensor_id,lon,lat\nB,10.5,50.25\nA,-3,40\n"))
+    assert ds.edge_weight.tolist() == [1.0, 1.0] and ds.pos.tolist() == [[-3.0, 40.0], [10.5, 50.25]]
+
+
+def test_npz_and_missing_readings(tmp_path):
+    root = tmp_path / "npz"
+    root.mkdir()
+    values = np.arange(12, dtype=np.float64).reshape(3, 2, 2)
+    values[1, 0, 1] = np.nan
+    np.savez(root / "readings.npz", readings=values, sensor_id=np.array(["A", "B"]),
+             time=np.array(["2024-01-01T00:00", "2024-01-01T00:05", "2024-01-01T00:10"], dtype="datetime64[m]"))
+    (root / "edges.csv").write_text("from,to\nA,B\n")
+    with pytest.raises(FolderFormatError, match=r"readings.npz: row 1, column 'A/f1': missing reading; set "
+                                                r"\"null_value\""):
+        load_folder(root)
+    (root / "dataset.json").write_text('{"null_value": -1}')
+    ds = load_folder(root)
+    assert ds.series.shape == (3, 2, 2) and ds.series[1, 0, 1] == -1 and ds.interval_minutes == 5
+    assert int((~ds.null_mask()).sum()) == 1
+
+
+def test_parquet_readings(tmp_path):
+    import importlib.util
+
+    import pandas as pd
+
+    root = tmp_path / "pq"
+    root.mkdir()
+    (root / "edges.csv").write_text("from,to\nA,B\n")
+    (root / "dataset.json").write_text('{"null_value": 0}')
+    if importlib.util.find_spec("pyarrow") is None and importlib.util.find_spec("fastparquet") is None:
+        (root / "readings.parquet").write_bytes(b"PAR1")  # without an engine: one line saying what to install
+        with pytest.raises(FolderFormatError, match="readings.parquet: reading parquet needs pyarrow"):
+            load_folder(root)
+        return
+    frame = pd.DataFrame({"time": pd.date_range("2024-01-01", periods=4, freq="5min"), "A": [1.0, 2, 3, 4],
+                          "B": [5.0, 6, None, 8]})
+    frame.to_parquet(root / "readings.parquet")
+    ds = load_folder(root)
+    assert ds.series[:, :, 0].tolist() == [[1, 5], [2, 6], [3, 0], [4, 8]] and ds.interval_minutes == 5
+
+
+# one line per malformed file or column: (files, expected message)
+BAD = [
+    (dict(readings=GOOD.replace("3,4", "3,x")), r"readings.csv: line 3, column 'B': 'x' is not a number"),
+    (dict(readings=GOOD.replace("3,4", "3,")), r"readings.csv: line 3, column 'B': missing reading"),
+    (dict(readings=GOOD.replace("3,4", "3,inf")), r"readings.csv: line 3, column 'B': infinite reading"),
+    (dict(readings=GOOD.replace(",3,4", ",3")), r"readings.csv: line 3: 2 fields, expected 3 like the header"),
+    (dict(readings="time,A,A\n0,1,2\n"), r"readings.csv: columns 2 and 3 are both named 'A'"),
+    (dict(readings="time,,B\n0,1,2\n"), r"readings.csv: column 2 has no name"),
+    (dict(readings="time\n0\n"), r"readings.csv: no sensor columns"),
+    (dict(readings="time,A,B\n"), r"readings.csv: no data rows"),
+    (dict(readings=""), r"readings.csv: empty file"),
+    (dict(readings=GOOD.replace("00:20", "00:25")),
+     r"readings.csv: line 4: time '2024-01-01 00:25' is 15 minutes after the previous row, expected 10"),
+    (dict(readings=GOOD.replace("2024-01-01 00:10", "soon")), r"readings.csv: line 3, time column: 'soon' is not"),
+    (dict(readings="t,A\n0,1\n2,1\n1,1\n"), r"readings.csv: line 4: time '1' does not increase"),
+    (dict(edges=None), r"edges.csv: missing; expected a CSV with columns from,to"),
+    (dict(edges="from,to\nA,C\n"), r"edges.csv: line 2, column 'to': unknown sensor 'C'"),
+    (dict(edges="source,to\nA,B\n"), r"edges.csv: line 1: unknown column 'source'; expected columns from,to"),
+    (dict(edges="from\nA\n"), r"edges.csv: line 1: no column 'to'"),
+    (dict(edges="from,to,weight,distance\nA,B,1,2\n"), r"edges.csv: line 1: both 'weight' and 'distance'"),
+    (dict(edges="from,to,weight\nA,B,-1\n"), r"edges.csv: line 2, column 'weight': '-1'; expected a non-negative"),
+    (dict(edges="from,to,distance\nA,B,far\n"), r"edges.csv: line 2, column 'distance': 'far' is not a number"),
+    (dict(edges="from,to\nA,B\nB,A\nA,B\n"), r"edges.csv: line 4: repeats the edge A -> B of line 2"),
+    (dict(edges="from,to\nA,B,1\n"), r"edges.csv: line 2: 3 fields, expected 2"),
+    (dict(locations="sensor_id,lat,lon\nA,95,1\nB,1,1\n"), r"locations.csv: line 2, column 'lat': 95 is outside"),
+    (dict(locations="sensor_id,lat,lon\nA,1,1\n"), r"locations.csv: no row for sensor 'B'"),
+    (dict(locations="sensor_id,lat,lon\nA,1,1\nA,1,1\n"), r"locations.csv: line 3: sensor 'A' is listed twice"),
+    (dict(locations="sensor_id,lat\nA,1\n"), r"locations.csv: line 1: no column 'lon'"),
+    (dict(config="{oops"), r"dataset.json: not valid JSON"),
+    (dict(config={"interval": 5}), r"dataset.json: unknown key\(s\) \['interval'\]; expected keys among"),
+    (dict(config={"interval_minutes": 0}), r"dataset.json: \"interval_minutes\" must be a positive integer"),
+    (dict(config={"null_value": "x"}), r"dataset.json: \"null_value\" must be a finite number"),
+    (dict(config={"interval_minutes": 5}),
+     r"readings.csv: line 3: time '2024-01-01 00:10' is 10 minutes after the previous row, expected 5 \(configured"),
+    (dict(config={"time_column": "when"}), r"readings.csv: no column 'when'"),
+]
+
+
+@pytest.mark.parametrize("files, message", BAD, ids=[m[:40] for _, m in BAD])
+def test_malformed_files_give_one_clear_line(tmp_path, files, message):
+    kw = dict(readings=GOOD, edges="from,to\nA,B\n")
+    kw.update(files)
+    root = write_folder(tmp_path / "d", **kw)
+    with pytest.raises(FolderFormatError, match=message) as info:
+        load_folder(root)
+    assert "\n" not in str(info.value)
+
+
+def test_folder_level_errors(tmp_path):
+    with pytest.raises(FolderFormatError, match="not a folder"):
+        load_folder(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FolderFormatError, match="no readings file; expected one of readings.csv"):
+        load_folder(tmp_path / "empty")
+    root = write_folder(tmp_path / "two", GOOD)
+    shutil.copy(root / "readings.csv", root / "readings.parquet")
+    with pytest.raises(FolderFormatError, match="several readings files"):
+        load_folder(root)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 5), st.integers(2, 12), st.integers(1, 30), st.data())
+def test_written_folder_round_trips(n, steps, interval, data):
+    """Any regular table written as the documented files loads back to the same dataset."""
+    import tempfile
+
+    values = data.draw(st.lists(st.floats(-1e3, 1e3, allow_nan=False, width=32), min_size=n * steps,
+                                max_size=n * steps))
+    series = np.array(values, dtype=np.float32).reshape(steps, n)
+    ids = [f"s{i}" for i in range(n)]
+    pairs = sorted(set(data.draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=8))))
+    dist = [float(i + 1) for i in range(len(pairs))]
+    lines = ["time," + ",".join(ids)]
+    for t in range(steps):
+        stamp = datetime(2024, 5, 1) + t * __import__("datetime").timedelta(minutes=interval)
+        lines.append(stamp.isoformat(sep=" ") + "," + ",".join(repr(float(v)) for v in series[t]))
+    edges = "from,to,distance\n" + "".join(f"s{a},s{b},{d}\n" for (a, b), d in zip(pairs, dist))
+    with tempfile.TemporaryDirectory() as tmp:
+        ds = load_folder(write_folder(Path(tmp), "\n".join(lines) + "\n", edges))
+    assert ds.sensor_id == ids and torch.equal(ds.series[:, :, 0], torch.from_numpy(series))
+    assert ds.interval_minutes == (interval if steps > 1 else 5)
+    assert ds.edge_index.t().tolist() == [list(p) for p in pairs]
+    if len(pairs) > 1:
+        sigma = float(np.std(dist))
+        assert ds.edge_weight.tolist() == pytest.approx([math.exp(-(d / sigma) ** 2) for d in dist], rel=1e-6)
