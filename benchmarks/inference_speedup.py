@@ -136,7 +136,7 @@ def run(models: List[str], profiles: List[str], graphs: List[str], sparsities: L
     rows = []
     for gname in graphs:
         ei, ew, n = GRAPHS[gname]()
-        induced_subgraph(ei, ew, torch.arange(min(n, 3)), n)  # warm-up (lazy imports are not graph cost)
+        induced_subgraph(torch.arange(min(n, 3)), ei, ew, num_nodes=n)  # warm-up (lazy imports are not graph cost)
         for mname in models:
             for profile in profiles:
                 torch.manual_seed(seed)
@@ -152,7 +152,7 @@ def run(models: List[str], profiles: List[str], graphs: List[str], sparsities: L
                         xs = x[:, :, keep].contiguous()
 
                         def prep():
-                            sei, sew = induced_subgraph(ei, ew, keep, n)
+                            sei, sew = induced_subgraph(keep, ei, ew, num_nodes=n)
                             model.prepare_graph(sei, sew, keep)
                             return sei, sew
 

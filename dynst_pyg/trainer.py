@@ -381,7 +381,7 @@ class DynSTTrainer:
 
         if c.lift == "harmonic":
             return LiftHead(self.N, sp.edge_index, sp.edge_weight, features=sp.out_features)
-        head = LiftHead(self.N, sp.edge_index, sp.edge_weight, features=sp.out_features, kept=keep)
+        head = LiftHead(self.N, sp.edge_index, sp.edge_weight, features=sp.out_features, node_index=keep)
         if fit:
             series, valid = self._train_series()
             head.fit_ridge(series, ridge=c.lift_ridge, valid=valid)
