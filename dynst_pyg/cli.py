@@ -22,6 +22,13 @@ def _fmt() -> type:
 def cmd_datasets(args: argparse.Namespace) -> int:
     from .datasets import data_root, dataset_summary, format_summary
 
+    if args.data is not None:
+        from .pipeline import load_run_dataset
+
+        ds = load_run_dataset(data=args.data)
+        obs = float(ds.null_mask().float().mean())
+        print(f"{args.data}: {ds!r}; observed share {obs:.3f}; coordinates {'yes' if ds.pos is not None else 'no'}")
+        return 0
     root = data_root(args.root)
     print(format_summary(dataset_summary(root, synthetic_nodes=args.synthetic_nodes), root))
     return 0
@@ -33,7 +40,15 @@ def add_datasets(sub) -> None:
                                    "steps, interval, source and checksum state.", formatter_class=_fmt())
     p.add_argument("--root", default=None, help="data root (default: $DYNST_DATA, else ../shared/data, else datasets/)")
     p.add_argument("--synthetic-nodes", type=int, default=100, help="sensors of the synthetic default")
+    _add_data(p)
     p.set_defaults(func=cmd_datasets)
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="your own data: a folder with readings.csv (time column + one column per sensor; or .npz/"
+                        ".parquet), edges.csv (from,to[,weight|distance]), optional locations.csv and dataset.json "
+                        "(see datasets/example/); replaces --dataset")
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -44,7 +59,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         return _launch(args.nproc, args.argv)
     device = init_distributed(args.device)
     ctx = DistContext.current()
-    spec = RunSpec(dataset=args.dataset, root=args.root, nodes=args.nodes, steps=args.steps, backbone=args.backbone,
+    spec = RunSpec(dataset=args.dataset, root=args.root, data=args.data, nodes=args.nodes, steps=args.steps, backbone=args.backbone,
                    profile=args.profile, selector=args.selector, sparsity=args.sparsity, budget=args.budget,
                    target=args.target, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
                    search_epochs=args.search_epochs, sample_pruning=args.sample_pruning, seed=args.seed,
@@ -90,6 +105,7 @@ def add_prune(sub) -> None:
                        formatter_class=_fmt())
     p.add_argument("--dataset", default="synthetic", help="synthetic, los-loop, metr-la, pems-bay, pems04, pems08")
     p.add_argument("--root", default=None, help="data root (default: $DYNST_DATA, else ../shared/data, else datasets/)")
+    _add_data(p)
     p.add_argument("--nodes", type=int, default=100, help="sensors of the synthetic dataset")
     p.add_argument("--steps", type=int, default=2016, help="time steps of the synthetic dataset")
     p.add_argument("--backbone", default="gwnet", help="gwnet, dcrnn, or a PyG-Temporal cell (GConvGRU, TGCN, A3TGCN)")
@@ -151,15 +167,16 @@ def cmd_map(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
     import torch
 
-    from .datasets import load_dataset
     from .mask import SensorMask
     from .plot import plot_sensor_map
 
     mask = SensorMask.load(args.mask)
-    if args.dataset == "synthetic":
-        ds = load_dataset("synthetic", num_nodes=mask.num_nodes, seed=args.seed)
-    else:
-        ds = load_dataset(args.dataset, root=args.root)
+    from .pipeline import load_run_dataset
+
+    ds = load_run_dataset(args.dataset, args.root, args.data, nodes=mask.num_nodes, seed=args.seed)
+    if ds.pos is None:
+        raise ValueError(f"{args.data or args.dataset} has no sensor coordinates to draw"
+                         + (": add locations.csv (sensor_id,lat,lon) to the folder" if args.data else ""))
     scores = None
     if args.scores:
         scores = torch.tensor(json.loads(Path(args.scores).read_text()), dtype=torch.float32)
@@ -175,6 +192,7 @@ def add_map(sub) -> None:
                        description="Sensors at their coordinates, kept vs pruned, coloured by importance.")
     p.add_argument("--mask", required=True, help="mask.json written by `dynst-pyg prune` or SensorMask.save")
     p.add_argument("--dataset", default="los-loop", help="dataset whose coordinates to use")
+    _add_data(p)
     p.add_argument("--root", default=None, help="data root")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic dataset")
     p.add_argument("--scores", default=None, help="optional JSON list of per-sensor scores (else the mask's)")

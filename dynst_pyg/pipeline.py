@@ -20,7 +20,7 @@ from torch import nn
 from .datasets import ForecastSplits, load_dataset
 from .mask import SensorMask
 
-__all__ = ["RunSpec", "SELECTOR_CHOICES", "make_backbone", "load_splits", "run_prune", "load_run", "evaluate_run"]
+__all__ = ["RunSpec", "SELECTOR_CHOICES", "make_backbone", "load_run_dataset", "load_splits", "run_prune", "load_run", "evaluate_run"]
 
 #: Names accepted by ``--selector``.
 SELECTOR_CHOICES = ("dynst-oneshot", "dynst-iterative", "dynst-dropregrow", "random", "degree", "pagerank",
@@ -33,6 +33,7 @@ class RunSpec:
 
     dataset: str = "synthetic"
     root: Optional[str] = None
+    data: Optional[str] = None
     nodes: int = 100
     steps: int = 2016
     backbone: str = "gwnet"
@@ -74,15 +75,23 @@ class RunSpec:
         resolve_device(self.device)
 
 
+def load_run_dataset(dataset: str = "synthetic", root: Optional[str] = None, data: Optional[str] = None,
+                     nodes: int = 100, steps: int = 2016, seed: int = 0):
+    """The dataset a command names: a folder of the user's files (``data``), else a dataset by name."""
+    if data is not None:
+        from .datasets.folder import load_folder
+
+        return load_folder(data)
+    if dataset == "synthetic":
+        return load_dataset("synthetic", num_nodes=nodes, num_steps=steps, redundant_fraction=0.3, seed=seed)
+    return load_dataset(dataset, root=root)
+
+
 def load_splits(spec: RunSpec) -> ForecastSplits:
     """The dataset of a run, windowed 12 -> 12 with its standard split."""
     from .datasets import SPLIT_RATIOS
 
-    if spec.dataset == "synthetic":
-        ds = load_dataset("synthetic", num_nodes=spec.nodes, num_steps=spec.steps, redundant_fraction=0.3,
-                          seed=spec.seed)
-    else:
-        ds = load_dataset(spec.dataset, root=spec.root)
+    ds = load_run_dataset(spec.dataset, spec.root, spec.data, spec.nodes, spec.steps, spec.seed)
     return ds.prepare(ratios=SPLIT_RATIOS.get(ds.name, (0.7, 0.1, 0.2)))
 
 
@@ -218,7 +227,7 @@ def _write_run(out: Path, spec: RunSpec, splits: ForecastSplits, result, summary
     try:
         from .plot import plot_sensor_map
 
-        highlight = splits.dataset.meta.get("redundant") if spec.dataset == "synthetic" else None
+        highlight = splits.dataset.meta.get("redundant") if spec.dataset == "synthetic" and not spec.data else None
         fig, _ = plot_sensor_map(splits.dataset, mask, highlight=highlight,
                                  highlight_label="planted redundant",
                                  title=f"{spec.selector}: kept {mask.num_kept}/{N} sensors (target={spec.target})")
@@ -238,7 +247,7 @@ def _write_report(out: Path, spec: RunSpec, s: dict, rows: list[dict]) -> None:
     keys = ["model", "mae", "rmse", "mape", "mae_h3", "mae_h6", "mae_h12"]
     scope = (f"all {s['num_nodes']} sensors (forecast from the kept sensors' history)" if spec.target == "all"
              else f"the {s['num_kept']} kept sensors")
-    text = [f"# dynst-pyg prune: {spec.dataset}, {spec.backbone} ({spec.profile}), {spec.selector}", "",
+    text = [f"# dynst-pyg prune: {spec.data or spec.dataset}, {spec.backbone} ({spec.profile}), {spec.selector}", "",
             f"Kept {s['num_kept']} of {s['num_nodes']} sensors (sparsity {s['sparsity']:.2f}); "
             f"target=`{spec.target}`: test metrics over {scope}, original scale (MAPE in %). Seed {spec.seed}.", "",
             _markdown_table(rows, keys), "",

@@ -128,3 +128,25 @@ def test_prune_with_two_processes(tmp_path):
     assert r.stdout.count("wrote ") == 1 and "2 process(es) on cpu" in r.stdout
     m = json.loads((out / "metrics.json").read_text())
     assert m["processes"] == 2 and m["num_kept"] == 10
+
+
+def test_prune_on_your_own_data_folder(tmp_path, capsys):
+    """`--data DIR` with the example folder of the README: readings.csv, edges.csv, locations.csv, dataset.json."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "datasets" / "example"
+    assert main(["datasets", "--data", str(example)]) == 0
+    assert "observed share" in capsys.readouterr().out
+    out = tmp_path / "own"
+    assert main(["prune", "--data", str(example), "--epochs", "1", "--warmup-epochs", "1", "--search-epochs", "1",
+                 "--max-batches", "2", "--batch-size", "8", "--quiet", "--no-dense", "--selector", "dynst-oneshot",
+                 "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["spec"]["data"] == str(example) and m["num_kept"] == m["num_nodes"] // 2
+    png = tmp_path / "own.png"
+    assert main(["map", "--mask", str(out / "mask.json"), "--data", str(example), "--out", str(png)]) == 0
+    assert png.stat().st_size > 1000
+    capsys.readouterr()
+    assert main(["prune", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a folder" in err[0]
