@@ -44,16 +44,17 @@ if str(ROOT) not in sys.path:
 from dynst_pyg.datasets import data_root  # noqa: E402
 from dynst_pyg.models import DCRNN, GraphWaveNet, LiftHead  # noqa: E402
 
-try:  # the project's own operator (same result as torch_geometric.utils.subgraph for "none")
-    from dynst_pyg.subgraph import induced_subgraph as _induced
+from dynst_pyg.engine import resolve_device  # noqa: E402
+from dynst_pyg.subgraph import induced_subgraph  # noqa: E402
 
-    def induced_subgraph(ei, ew, keep, n):
-        return _induced(ei, ew, keep, num_nodes=n)
-except ImportError:  # pragma: no cover
-    from torch_geometric.utils import subgraph as _pyg_subgraph
+#: the device every tensor of a run lives on, and its synchronisation (a no-op on the CPU)
+DEVICE = torch.device("cpu")
 
-    def induced_subgraph(ei, ew, keep, n):
-        return _pyg_subgraph(keep, ei, ew, relabel_nodes=True, num_nodes=n)
+
+def sync() -> None:
+    """Waits for queued CUDA kernels, so a timed call measures their work, not their launch."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
 
 
 def load_pkl_graph(relpath: str) -> Tuple[torch.Tensor, torch.Tensor, int]:
@@ -91,14 +92,18 @@ def build_model(name: str, profile: str, n: int) -> torch.nn.Module:
 
 def time_ms(fn: Callable[[], object], repeats: int, budget_s: float) -> float:
     """Median wall time (ms) of ``fn`` after one warm-up call; fewer repeats if a call is slow."""
+    sync()
     t0 = time.perf_counter()
     fn()
+    sync()
     first = time.perf_counter() - t0
     reps = max(1, min(repeats, int(budget_s / max(first, 1e-6))))
     times = []
     for _ in range(reps):
+        sync()
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return 1000.0 * statistics.median(times)
 
@@ -107,17 +112,22 @@ def time_pair_ms(f_a: Callable[[], object], f_b: Callable[[], object], repeats: 
                  budget_s: float) -> Tuple[float, float]:
     """Median wall times (ms) of two functions timed alternately (A, B, A, B, ...) after a
     warm-up of each, so that load changes on a shared machine hit both alike."""
+    sync()
     t0 = time.perf_counter()
     f_a()
     f_b()
+    sync()
     first = time.perf_counter() - t0
     reps = max(1, min(repeats, int(budget_s / max(first, 1e-6))))
     ta, tb = [], []
     for _ in range(reps):
+        sync()
         t0 = time.perf_counter()
         f_a()
+        sync()
         t1 = time.perf_counter()
         f_b()
+        sync()
         t2 = time.perf_counter()
         ta.append(t1 - t0)
         tb.append(t2 - t1)
@@ -125,8 +135,10 @@ def time_pair_ms(f_a: Callable[[], object], f_b: Callable[[], object], repeats: 
 
 
 def once_ms(fn: Callable[[], object]) -> Tuple[float, object]:
+    sync()
     t0 = time.perf_counter()
     out = fn()
+    sync()
     return 1000.0 * (time.perf_counter() - t0), out
 
 
@@ -136,19 +148,20 @@ def run(models: List[str], profiles: List[str], graphs: List[str], sparsities: L
     rows = []
     for gname in graphs:
         ei, ew, n = GRAPHS[gname]()
+        ei, ew = ei.to(DEVICE), ew.to(DEVICE)
         induced_subgraph(torch.arange(min(n, 3)), ei, ew, num_nodes=n)  # warm-up (lazy imports are not graph cost)
         for mname in models:
             for profile in profiles:
                 torch.manual_seed(seed)
-                model = build_model(mname, profile, n)
+                model = build_model(mname, profile, n).to(DEVICE)
                 for b in batches:
-                    x = torch.randn(b, 12, n, 1)
+                    x = torch.randn(b, 12, n, 1, device=DEVICE)
                     model.clear_graph_cache()
                     dense_prep, _ = once_ms(lambda: model.prepare_graph(ei, ew))
                     for sp in sparsities:
                         g = torch.Generator().manual_seed(seed + int(1000 * sp))
                         k = max(1, int(round((1.0 - sp) * n)))
-                        keep = torch.sort(torch.randperm(n, generator=g)[:k]).values
+                        keep = torch.sort(torch.randperm(n, generator=g)[:k]).values.to(DEVICE)
                         xs = x[:, :, keep].contiguous()
 
                         def prep():
@@ -165,9 +178,9 @@ def run(models: List[str], profiles: List[str], graphs: List[str], sparsities: L
                                    dense_prepare_ms=round(dense_prep, 3), pruned_prepare_ms=round(pruned_prep, 3),
                                    speedup_incl_prepare=round((dense_ms + dense_prep) / (pruned_ms + pruned_prep), 3))
                         if sp > 0:
-                            head = LiftHead(n, ei, ew, features=1).eval()
+                            head = LiftHead(n, ei, ew, features=1).to(DEVICE).eval()
                             lift_prep, _ = once_ms(lambda: head.prepare(keep))
-                            y_small = torch.randn(b, 12, k, 1)
+                            y_small = torch.randn(b, 12, k, 1, device=DEVICE)
                             lift_ms = time_ms(lambda: head(y_small, keep), repeats, budget_s)
                             row.update(lift_ms=round(lift_ms, 3), lift_prepare_ms=round(lift_prep, 3),
                                        lift_fraction=round(lift_ms / pruned_ms, 4))
@@ -238,8 +251,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1: stable ratios)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cell-choice", action="store_true", help="also time DCRNN cells: own vs PyG-Temporal")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
+    global DEVICE
+    DEVICE = resolve_device(a.device)
     graphs = a.graphs.split(",") if a.graphs else (["metr-la"] if a.quick else list(GRAPHS))
     for g in graphs:
         if g not in GRAPHS:
@@ -247,11 +263,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     repeats = a.repeats or (3 if a.quick else 5)
     budget = a.budget or (8.0 if a.quick else 30.0)
     t0 = time.perf_counter()
-    print(f"torch {torch.__version__}, threads={torch.get_num_threads()}, median of up to {repeats} repeats")
+    print(f"torch {torch.__version__}, device {DEVICE}, threads={torch.get_num_threads()}, "
+          f"median of up to {repeats} repeats")
     print(HEADER)
     rows = run(a.models.split(","), a.profiles.split(","), graphs, [float(s) for s in a.sparsities.split(",")],
                [int(b) for b in a.batches.split(",")], repeats, budget, a.seed)
-    out = {"rows": rows, "threads": torch.get_num_threads(), "torch": torch.__version__,
+    out = {"rows": rows, "device": str(DEVICE), "device_name": torch.cuda.get_device_name(DEVICE)
+           if DEVICE.type == "cuda" else "cpu", "threads": torch.get_num_threads(), "torch": torch.__version__,
+           "budget": {"repeats": repeats, "budget_s": budget},
            "seconds": round(time.perf_counter() - t0, 1)}
     if a.cell_choice:
         out["cell_choice"] = cell_choice(repeats, budget)

@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dynst_pyg.engine import resolve_device  # noqa: E402
 from dynst_pyg.datasets import load_dataset  # noqa: E402
 from dynst_pyg.mask import SensorMask  # noqa: E402
 from dynst_pyg.pipeline import make_backbone  # noqa: E402
@@ -60,6 +61,7 @@ def parse(argv=None):
     p.add_argument("--recon-horizons", type=int, nargs="+", default=None,
                    help="DynSTConfig.recon_horizons (default: the config's default)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--quick", action="store_true", help="1 seed, sparsity 0.5, fewer epochs (< 15 min on 2 cores)")
     p.add_argument("--out", default="benchmarks/results/sparsity_tradeoff.json")
     p.add_argument("--plot", default=None, help="PNG path (default: next to --out)")
@@ -101,7 +103,7 @@ def main(argv=None):
         for target in args.targets:
             cfg = DynSTConfig(target=target, warmup_epochs=args.warmup_epochs, search_epochs=args.search_epochs,
                               finetune_epochs=args.finetune_epochs, seed=seed, max_batches=args.max_batches,
-                              lift=args.lift, progress=False, **extra)
+                              lift=args.lift, progress=False, device=args.device, **extra)
             trainer = DynSTTrainer(factory, splits, cfg)
             t0 = time.time()
             trainer.warmup()
@@ -143,7 +145,10 @@ def _write(args, rows, t_start):
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"command": " ".join(sys.argv), "machine": f"{platform.processor() or platform.machine()}, "
             f"{torch.get_num_threads()} threads", "torch": torch.__version__, "seconds": time.time() - t_start,
-            "split": "chronological 7:1:2", "metric_scale": "original (mph); MAPE in %"}
+            "split": "chronological 7:1:2", "metric_scale": "original (mph); MAPE in %",
+            "device": str(resolve_device(args.device)), "threads": torch.get_num_threads(),
+            "budget": {"warmup_epochs": args.warmup_epochs, "search_epochs": args.search_epochs,
+                       "finetune_epochs": args.finetune_epochs, "max_batches": args.max_batches}}
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     try:
         from dynst_pyg.plot import plot_tradeoff
