@@ -493,7 +493,8 @@ class SelectionConstraints:
             have = np.bincount(self._codes[k], minlength=len(self._labels))
             for j, lab in enumerate(self._labels):
                 if have[j] < self._minima[j]:
-                    out.append(f"region {lab!r} keeps {int(have[j])} sensor(s), below its minimum {int(self._minima[j])}")
+                    out.append(f"region {lab!r} keeps {int(have[j])} sensor(s), below its minimum "
+                               f"{int(self._minima[j])}")
         if self._budget is not None:
             total = float(self._costs[k].sum())
             if not _fits(total, self._budget):

@@ -31,7 +31,8 @@ from torch import Tensor
 
 from .constraints import SelectionConstraints, constrained_top_k, top_k_mask
 
-__all__ = ["num_to_keep", "top_k_mask", "constrained_top_k", "Schedule", "OneShot", "Iterative", "DropRegrow", "make_schedule"]
+__all__ = ["num_to_keep", "top_k_mask", "constrained_top_k", "Schedule", "OneShot", "Iterative", "DropRegrow",
+           "make_schedule"]
 
 
 def num_to_keep(num_nodes: int, sparsity: Optional[float] = None, budget: Optional[int] = None) -> int:
@@ -236,7 +237,8 @@ class Iterative(Schedule):
         if c is None or c.cost_budget is None or r >= self.rounds:
             return c
         total = float(c.costs.sum())
-        return c.replace(cost_budget=max(c.cost_budget, c.cost_budget + (1.0 - self._ramp(r)) * (total - c.cost_budget)))
+        ramped = c.cost_budget + (1.0 - self._ramp(r)) * (total - c.cost_budget)
+        return c.replace(cost_budget=max(c.cost_budget, ramped))
 
     def step(self, t, total, scores, regrow, active):
         steps = self.round_steps(total)

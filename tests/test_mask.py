@@ -324,7 +324,8 @@ def test_constraints_travel_in_meta_and_json(tmp_path):
     back = SensorMask.load(tmp_path / "m.json")
     assert back == m and back.constraints == c and back.kept_cost == 4.5
     # a mask without constraints (or without costs) has no kept cost and writes none
-    assert SensorMask.from_indices([1], 3).kept_cost is None and "kept_cost" not in SensorMask.from_indices([1], 3).to_dict()
+    plain = SensorMask.from_indices([1], 3)
+    assert plain.kept_cost is None and "kept_cost" not in plain.to_dict()
     p = SensorMask.from_indices([1], 3, meta={"constraints": SelectionConstraints(protected=[1]).to_dict()})
     assert p.kept_cost is None and p.constraints.protected == [1]
 
