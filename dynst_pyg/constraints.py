@@ -745,7 +745,7 @@ class GreedySelection:
         self._kept = kept
         self._pool = (np.ones(n, dtype=bool) if candidates is None else _as_bool(candidates, n, "candidates")) & ~kept
         self._cache: Optional[np.ndarray] = None
-        self._check_start(n_prot, k)
+        self._check_start(n_prot)
 
     def _completion(self) -> Tuple[np.ndarray, np.ndarray, float, bool]:
         """Deficit per region, the cost of the d-th cheapest pool sensor per region, the cost of the
@@ -771,7 +771,7 @@ class GreedySelection:
             total = float(self._costs[self._pool].min())
         return d, tau, total, empty
 
-    def _check_start(self, n_prot: int, k: Optional[int]) -> None:
+    def _check_start(self, n_prot: int) -> None:
         count = int(self._kept.sum())
         who = "protected" if count == n_prot else "protected and forced"
         d, _, completion, empty = self._completion()
