@@ -11,6 +11,7 @@ Quick tour::
 """
 
 from .mask import SensorMask
+from .constraints import SelectionConstraints, constrained_top_k
 from .subgraph import induced_subgraph, khop_reconnect, kron_reduction, lift, select
 from .transforms import DynSTMask
 from .gate import SensorGate
@@ -23,7 +24,7 @@ from .datasets import (SpatioTemporalDataset, load_dataset, load_los_loop, synth
 __version__ = "0.1.0"
 
 __all__ = [
-    "SensorMask", "DynSTMask", "induced_subgraph", "khop_reconnect", "kron_reduction", "lift", "select",
+    "SensorMask", "SelectionConstraints", "constrained_top_k", "DynSTMask", "induced_subgraph", "khop_reconnect", "kron_reduction", "lift", "select",
     "SensorGate", "OneShot", "Iterative", "DropRegrow", "make_schedule", "make_selector", "select_sensors",
     "STPrune", "InfoBatch", "RandomPrune", "FullData", "iter_batches", "make_sampler",
     "masked_mae", "masked_rmse", "masked_mape", "forecast_metrics",

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import asdict, is_dataclass
+from dataclasses import is_dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -44,13 +44,20 @@ def tensor_checksum(*tensors: torch.Tensor) -> str:
     return h.hexdigest()[:16]
 
 
+def _plain(o: Any) -> Any:
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    return repr(o)
+
+
 def _jsonable(value: Any) -> Any:
     """``value`` as plain JSON data (tuples become lists, tensors lists, objects their repr)."""
     if is_dataclass(value) and not isinstance(value, type):
-        value = asdict(value)
+        value = {f: getattr(value, f) for f in value.__dataclass_fields__}
     try:
-        return json.loads(json.dumps(value, sort_keys=True, default=lambda o: o.tolist() if hasattr(o, "tolist")
-                                     else repr(o)))
+        return json.loads(json.dumps(value, sort_keys=True, default=_plain))
     except (TypeError, ValueError):
         return repr(value)
 

@@ -64,7 +64,11 @@ def cmd_prune(args: argparse.Namespace) -> int:
                    target=args.target, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
                    search_epochs=args.search_epochs, sample_pruning=args.sample_pruning, seed=args.seed,
                    max_batches=args.max_batches, batch_size=args.batch_size,
-                   device=str(device) if ctx.is_distributed else args.device, precision=args.precision)
+                   device=str(device) if ctx.is_distributed else args.device, precision=args.precision,
+                   costs=args.costs, regions=args.regions, cost_budget=args.cost_budget,
+                   min_per_region=args.min_per_region)
+    if spec.sparsity is None and spec.budget is None and spec.cost_budget is None:
+        spec.sparsity = 0.5
     try:
         s = run_prune(spec, args.out, dense_reference=not args.no_dense, progress=not args.quiet,
                       restart=args.restart)
@@ -112,8 +116,14 @@ def add_prune(sub) -> None:
     p.add_argument("--profile", default="small", choices=["small", "reference"], help="backbone size")
     p.add_argument("--selector", default="dynst-iterative", choices=SELECTOR_CHOICES, help="how sensors are chosen")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--sparsity", type=float, default=0.5, help="fraction of sensors removed, in [0, 1)")
+    g.add_argument("--sparsity", type=float, default=None,
+                   help="fraction of sensors removed, in [0, 1) (0.5 unless --budget or --cost-budget is given)")
     g.add_argument("--budget", type=int, default=None, help="number of sensors kept (instead of --sparsity)")
+    c = p.add_argument_group("constraints", "which selections are allowed (every selector obeys them)")
+    c.add_argument("--costs", default=None, metavar="FILE", help="sensor_id,cost CSV (may sit in --data DIR)")
+    c.add_argument("--cost-budget", type=float, default=None, help="most total cost of the kept sensors")
+    c.add_argument("--regions", default=None, metavar="FILE", help="sensor_id,region CSV (may sit in --data DIR)")
+    c.add_argument("--min-per-region", type=int, default=None, help="sensors kept at least in every region")
     p.add_argument("--target", default="all", choices=["all", "kept"],
                    help="forecast every sensor from the kept ones (all) or only the kept ones")
     p.add_argument("--epochs", type=int, default=6, help="sparse fine-tune epochs (early stopping on validation)")

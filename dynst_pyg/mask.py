@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .constraints import COST_RTOL, SelectionConstraints
 from .schedules import num_to_keep
 
 __all__ = ["SensorMask", "MASK_FORMAT_VERSION"]
@@ -175,7 +176,10 @@ class SensorMask:
         method (str, optional): Name of the method that produced the selection.
             (default: :obj:`"manual"`)
         meta (dict, optional): JSON-serialisable extras (hyper-parameters, seed, ...).
-            (default: :obj:`None`)
+            The key ``"constraints"`` is reserved for
+            :meth:`SelectionConstraints.to_dict() <dynst_pyg.constraints.SelectionConstraints.to_dict>`
+            of the rules the selection was made under; it is validated and the kept sensors
+            must satisfy it. (default: :obj:`None`)
 
     Raises:
         TypeError, ValueError: on any invalid argument; the message names it.
@@ -199,6 +203,8 @@ class SensorMask:
         if not isinstance(method, str) or not method:
             raise TypeError(f"'method' must be a non-empty str, got {method!r}")
         m = _check_meta(meta)
+        if "constraints" in m:
+            _check_constraints_meta(m["constraints"], k, n)
         object.__setattr__(self, "_keep", k)
         object.__setattr__(self, "_num_nodes", n)
         object.__setattr__(self, "_scores", s)
@@ -401,6 +407,18 @@ class SensorMask:
         """JSON-able extras (a deep copy)."""
         return copy.deepcopy(self._meta)
 
+    @property
+    def constraints(self) -> Optional[SelectionConstraints]:
+        """The constraints the selection was made under (``meta["constraints"]``), or :obj:`None`."""
+        c = self._meta.get("constraints")
+        return None if c is None else SelectionConstraints.from_dict(c)
+
+    @property
+    def kept_cost(self) -> Optional[float]:
+        """Total cost of the kept sensors when the constraints give costs, else :obj:`None`."""
+        c = self.constraints
+        return None if c is None else c.kept_cost(self.bool_mask)
+
     # derived --------------------------------------------------------------------------
     @property
     def num_kept(self) -> int:
@@ -536,6 +554,9 @@ class SensorMask:
             "scores": None if self._scores is None else [float(v) for v in self._scores.tolist()],
             "meta": copy.deepcopy(self._meta),
         }
+        cost = self.kept_cost
+        if cost is not None:
+            out["kept_cost"] = cost
         return out
 
     @classmethod
@@ -565,6 +586,13 @@ class SensorMask:
                              f"sensors")
         if len(keep) != mask.num_kept:  # cannot happen after validation, kept for clarity
             raise ValueError(f"{source}: 'keep' is inconsistent")
+        if obj.get("kept_cost") is not None:
+            cost = mask.kept_cost
+            given = obj["kept_cost"]
+            if cost is None or isinstance(given, bool) or not isinstance(given, (int, float)) \
+                    or abs(float(given) - cost) > COST_RTOL * max(1.0, abs(cost)) * 1e3:
+                raise ValueError(f"{source}: 'kept_cost' is {given!r} but the kept sensors cost {cost!r} "
+                                 f"under meta['constraints']")
         kept_ids = obj.get("kept_sensor_ids")
         if kept_ids is not None:
             if mask.kept_sensor_ids is None:
@@ -597,6 +625,19 @@ class SensorMask:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"mask file {p!r} is corrupt (not valid JSON): {exc}") from None
         return cls.from_dict(obj, source=f"mask file {p!r}")
+
+
+def _check_constraints_meta(obj: Any, keep: Tensor, num_nodes: int) -> None:
+    c = SelectionConstraints.from_dict(obj, source="meta['constraints']")
+    try:
+        c.check(num_nodes)
+    except ValueError as exc:
+        raise ValueError(f"meta['constraints']: {exc}") from None
+    bool_mask = torch.zeros(num_nodes, dtype=torch.bool)
+    bool_mask[keep] = True
+    broken = c.violations(bool_mask)
+    if broken:
+        raise ValueError(f"'keep' does not satisfy meta['constraints']: {'; '.join(broken)}")
 
 
 def _rebuild(keep, num_nodes, scores, sensor_ids, method, meta) -> SensorMask:

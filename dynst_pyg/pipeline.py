@@ -51,13 +51,44 @@ class RunSpec:
     batch_size: int = 64
     device: str = "auto"
     precision: str = "32"
+    costs: Optional[str] = None
+    regions: Optional[str] = None
+    cost_budget: Optional[float] = None
+    min_per_region: Optional[int] = None
     extra: dict = field(default_factory=dict)
+
+    def constraints(self, sensor_ids: list[str]):
+        """The :class:`~dynst_pyg.constraints.SelectionConstraints` the spec asks for (:obj:`None` if none).
+
+        ``costs`` and ``regions`` are CSV files (``sensor_id,cost``, ``sensor_id,region``); a
+        name that does not exist as given is looked up in the ``data`` folder.
+        """
+        if self.costs is None and self.regions is None and self.cost_budget is None and self.min_per_region is None:
+            return None
+        from .constraints import SelectionConstraints
+
+        if self.cost_budget is not None and self.costs is None:
+            raise ValueError("--cost-budget needs --costs FILE (sensor_id,cost)")
+        if self.min_per_region is not None and self.regions is None:
+            raise ValueError("--min-per-region needs --regions FILE (sensor_id,region)")
+        return SelectionConstraints.from_csv(sensor_ids, costs=self._find(self.costs), regions=self._find(self.regions),
+                                             cost_budget=self.cost_budget, min_per_region=self.min_per_region)
+
+    def _find(self, name: Optional[str]) -> Optional[Path]:
+        if name is None:
+            return None
+        p = Path(name)
+        if not p.exists() and self.data is not None and (Path(self.data) / name).exists():
+            return Path(self.data) / name
+        return p
 
     def validate(self) -> None:
         if self.selector not in SELECTOR_CHOICES:
             raise ValueError(f"unknown selector {self.selector!r}; expected one of {', '.join(SELECTOR_CHOICES)}")
         if self.budget is None:
-            if self.sparsity is None or not 0.0 <= float(self.sparsity) < 1.0:
+            if self.sparsity is None and self.cost_budget is None:
+                raise ValueError("give --sparsity, --budget or --cost-budget")
+            if self.sparsity is not None and not 0.0 <= float(self.sparsity) < 1.0:
                 raise ValueError(f"--sparsity must lie in [0, 1), got {self.sparsity}")
         elif self.budget < 1:
             raise ValueError(f"--budget must be a positive number of sensors, got {self.budget}")
@@ -122,7 +153,7 @@ def make_backbone(name: str, num_nodes: int, in_features: int = 1, out_features:
     return TGTAdapter(name, num_nodes, in_features, out_features, hidden, t_in, t_out, **kwargs)
 
 
-def _config(spec: RunSpec, out: Optional[Path]):
+def _config(spec: RunSpec, out: Optional[Path], constraints=None):
     from .trainer import DynSTConfig
 
     schedule = spec.selector.split("-", 1)[1] if spec.selector.startswith("dynst-") else "oneshot"
@@ -132,7 +163,7 @@ def _config(spec: RunSpec, out: Optional[Path]):
                        batch_size=spec.batch_size,
                        sample_pruning=None if spec.sample_pruning == "none" else spec.sample_pruning,
                        checkpoint_dir=None if out is None else str(out / "checkpoint"), device=spec.device,
-                       precision=spec.precision, **spec.extra)
+                       precision=spec.precision, constraints=constraints, **spec.extra)
 
 
 def _markdown_table(rows: list[dict], keys: list[str]) -> str:
@@ -150,7 +181,7 @@ def _output_dir(out: str | Path) -> Path:
     return out
 
 
-def _trainer(spec: RunSpec, splits: ForecastSplits, out: Optional[Path], progress: bool = False):
+def _trainer(spec: RunSpec, splits: ForecastSplits, out: Optional[Path], progress: bool = False, constraints=None):
     from .trainer import DynSTTrainer
 
     N = splits.num_nodes
@@ -159,7 +190,7 @@ def _trainer(spec: RunSpec, splits: ForecastSplits, out: Optional[Path], progres
         return make_backbone(spec.backbone, N, splits.in_features, splits.out_features, splits.t_in, splits.t_out,
                              spec.profile)
 
-    cfg = _config(spec, out)
+    cfg = _config(spec, out, constraints)
     cfg.progress = progress
     return DynSTTrainer(factory, splits, cfg, fingerprint_extra={"selector": spec.selector})
 
@@ -180,7 +211,8 @@ def run_prune(spec: RunSpec, out: str | Path, dense_reference: bool = True, prog
     torch.manual_seed(spec.seed)
     splits = load_splits(spec)
     N = splits.num_nodes
-    trainer = _trainer(spec, splits, out, progress)
+    constraints = spec.constraints(splits.dataset.sensor_id)
+    trainer = _trainer(spec, splits, out, progress, constraints)
     if restart:
         trainer.checkpoints.clear()
     t0 = time.perf_counter()
@@ -188,7 +220,7 @@ def run_prune(spec: RunSpec, out: str | Path, dense_reference: bool = True, prog
         result = trainer.fit()
     else:
         mask = select_sensors(spec.selector, splits, sparsity=None if spec.budget else spec.sparsity,
-                              budget=spec.budget, seed=spec.seed)
+                              budget=spec.budget, seed=spec.seed, constraints=constraints)
         result = trainer.finetune(mask, start="dense")
     seconds = time.perf_counter() - t0
     mask = result.mask
@@ -209,7 +241,8 @@ def run_prune(spec: RunSpec, out: str | Path, dense_reference: bool = True, prog
     summary = {"spec": asdict(spec), "num_nodes": N, "num_kept": mask.num_kept, "sparsity": mask.sparsity,
                "test": result.test_metrics, "val": result.val_metrics, "dense_test": dense,
                "reference": ref, "dense_ms": d_ms, "pruned_ms": p_ms, "infer_speedup": speed,
-               "train_seconds": seconds, "device": str(trainer.device), "processes": trainer.dist.world_size}
+               "train_seconds": seconds, "device": str(trainer.device), "processes": trainer.dist.world_size,
+               "constraints": _constraint_lines(constraints, mask)}
     if trainer.dist.is_main:
         _write_run(out, spec, splits, result, summary, rows)
     trainer.dist.barrier()
@@ -225,8 +258,16 @@ def _write_run(out: Path, spec: RunSpec, splits: ForecastSplits, result, summary
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))
     _write_report(out, spec, summary, rows)
     try:
-        from .plot import plot_sensor_map
+        from .plot import plot_region_map, plot_sensor_map
 
+        if mask.constraints is not None and mask.constraints.regions is not None:
+            fig, _ = plot_region_map(splits.dataset, mask, title=f"{spec.selector}: kept {mask.num_kept}/{N} sensors "
+                                                                 f"by region (target={spec.target})")
+            fig.savefig(out / "map.png", dpi=120, bbox_inches="tight")
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+            return
         highlight = splits.dataset.meta.get("redundant") if spec.dataset == "synthetic" and not spec.data else None
         fig, _ = plot_sensor_map(splits.dataset, mask, highlight=highlight,
                                  highlight_label="planted redundant",
@@ -237,6 +278,30 @@ def _write_run(out: Path, spec: RunSpec, splits: ForecastSplits, result, summary
         plt.close(fig)
     except ValueError as exc:  # e.g. a dataset without coordinates
         (out / "map.txt").write_text(f"no map: {exc}\n")
+
+
+def _constraint_lines(constraints, mask: SensorMask) -> list[str]:
+    """What the report says about the constraints: the rules, the kept cost, kept sensors per region."""
+    if constraints is None:
+        return []
+    lines = [f"- rules: `{constraints!r}`"]
+    cost = constraints.kept_cost(mask.bool_mask)
+    if cost is not None:
+        budget = "" if constraints.cost_budget is None else f" (budget {constraints.cost_budget:g})"
+        lines.append(f"- kept cost: {cost:g}{budget}")
+    if constraints.regions is not None:
+        keep = mask.bool_mask.tolist()
+        per: dict[str, list[int]] = {}
+        for r, k in zip(constraints.regions, keep):
+            per.setdefault(str(r), [0, 0])
+            per[str(r)][0] += int(k)
+            per[str(r)][1] += 1
+        mins = constraints.region_minima
+        lines.append("- kept per region: " + ", ".join(
+            f"{r} {k}/{n}" + (f" (min {mins[r]})" if r in mins else "") for r, (k, n) in sorted(per.items())))
+    bad = constraints.violations(mask.bool_mask)
+    lines.append("- satisfied: yes" if not bad else "- VIOLATED: " + "; ".join(bad))
+    return lines
 
 
 def _pick(m: dict) -> dict:
@@ -254,6 +319,8 @@ def _write_report(out: Path, spec: RunSpec, s: dict, rows: list[dict]) -> None:
             f"Inference (batch 64, median of 7, measured now): dense {s['dense_ms']:.1f} ms, "
             f"pruned {s['pruned_ms']:.1f} ms, speedup **{s['infer_speedup']:.2f}x**.", "",
             f"Training time: {s['train_seconds']:.0f} s. Files: mask.json, model.pt, metrics.json, map.png."]
+    if s.get("constraints"):
+        text += ["", "## Constraints", "", *s["constraints"]]
     (out / "report.md").write_text("\n".join(text) + "\n")
 
 

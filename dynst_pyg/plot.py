@@ -47,7 +47,8 @@ from .mask import SensorMask  # noqa: E402
 if TYPE_CHECKING:  # pragma: no cover
     from .datasets.core import SpatioTemporalDataset
 
-__all__ = ["plot_sensor_map", "plot_masks", "plot_mask_comparison", "plot_tradeoff", "load_tradeoff_rows",
+__all__ = ["plot_sensor_map", "plot_region_map", "plot_masks", "plot_mask_comparison", "plot_tradeoff",
+           "load_tradeoff_rows",
            "EARTH_RADIUS_KM", "km_per_degree"]
 
 #: Mean Earth radius used by the equirectangular approximation.
@@ -438,6 +439,74 @@ def plot_sensor_map(
                   fontsize=8, frameon=False, handletextpad=0.4, columnspacing=1.5)
     if scale_bar:
         _add_scale_bar(ax, pos, geographic)
+    return fig, ax
+
+
+def _resolve_regions(regions: Any, smask: Optional[SensorMask], n: int) -> List[str]:
+    from .constraints import SelectionConstraints
+
+    if regions is None and smask is not None and smask.constraints is not None:
+        regions = smask.constraints.regions
+    if isinstance(regions, SelectionConstraints):
+        regions = regions.regions
+    if regions is None:
+        raise ValueError("'regions' is required: one label per sensor, SelectionConstraints with regions, "
+                         "or a mask whose meta['constraints'] has regions")
+    if isinstance(regions, (str, bytes)) or not isinstance(regions, Iterable):
+        raise TypeError(f"'regions' must be a sequence of labels, got {type(regions).__name__}")
+    labels = [str(r) for r in regions]
+    if len(labels) != n:
+        raise ValueError(f"'regions' must have one label per sensor (N={n}), got {len(labels)}")
+    return labels
+
+
+def plot_region_map(
+    dataset_or_pos: PosLike,
+    mask: MaskLike = None,
+    regions: Optional[Union[Sequence[str], Any]] = None,
+    ax: Optional[Axes] = None,
+    title: Optional[str] = None,
+    **kwargs: Any,
+) -> Tuple[Figure, Axes]:
+    r"""Like :func:`plot_sensor_map`, with the kept sensors coloured by region.
+
+    The legend lists every region with its kept / total count, so a region minimum can be
+    checked at a glance; pruned sensors stay grey ``x`` markers.
+
+    Args:
+        dataset_or_pos, mask, ax, title: As in :func:`plot_sensor_map`.
+        regions (sequence of str or SelectionConstraints, optional): One label per sensor, or
+            constraints with regions. (default: the regions of ``mask.constraints``)
+        **kwargs: Passed on to :func:`plot_sensor_map` (not ``color_by_score``, ``colorbar``
+            or ``legend``, which this function sets).
+
+    Returns:
+        (Figure, Axes): As in :func:`plot_sensor_map`.
+    """
+    for key in ("color_by_score", "colorbar", "legend"):
+        if key in kwargs:
+            raise TypeError(f"plot_region_map() sets '{key}' itself")
+    fig, ax = plot_sensor_map(dataset_or_pos, mask, ax=ax, title=title, color_by_score=False, colorbar=False,
+                              legend=False, **kwargs)
+    n = len(_resolve_graph(dataset_or_pos, kwargs.get("edge_index"))[0])
+    kept, smask = _resolve_mask(mask, n)
+    labels = _resolve_regions(regions, smask, n)
+    names = list(dict.fromkeys(labels))
+    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+    colour = {lab: cmap(i % cmap.N) for i, lab in enumerate(names)}
+    kept_idx = np.flatnonzero(kept)  # plot_sensor_map draws uncoloured kept sensors in index order
+    artist = next(a for a in ax.collections if a.get_gid() == GID_KEPT)
+    artist.set_facecolors([colour[labels[i]] for i in kept_idx])
+    handles = [Line2D([], [], linestyle="none", marker="o", markersize=6.5, markerfacecolor=colour[lab],
+                      markeredgecolor="black", markeredgewidth=0.5,
+                      label=f"{lab} ({sum(1 for i in kept_idx if labels[i] == lab)}/{labels.count(lab)})")
+               for lab in names]
+    if mask is not None:
+        handles.append(Line2D([], [], linestyle="none", marker="x", markersize=6, color=PRUNED_COLOR,
+                              markeredgewidth=1.2, label=f"pruned ({n - kept_idx.size})"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=min(4, len(handles)),
+              fontsize=8, frameon=False, handletextpad=0.4, columnspacing=1.5, title="region (kept/total)",
+              title_fontsize=8)
     return fig, ax
 
 

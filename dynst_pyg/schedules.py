@@ -15,6 +15,10 @@ of the search (``0 .. total - 1``).
   the mask freezes at ``freeze_at`` of the search.
 
 Sensors in ``protected`` are always kept; a budget in sensors can replace the sparsity.
+Every schedule takes ``constraints`` (:class:`~dynst_pyg.constraints.SelectionConstraints`:
+costs with a budget, region minima, protected sensors) and obeys them at every pruning and
+every swap, through the one selection rule :func:`~dynst_pyg.constraints.constrained_top_k`.
+Under a cost budget the count target is an upper bound (see :meth:`Schedule.target_kept`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["num_to_keep", "top_k_mask", "Schedule", "OneShot", "Iterative", "DropRegrow", "make_schedule"]
+from .constraints import SelectionConstraints, constrained_top_k, top_k_mask
+
+__all__ = ["num_to_keep", "top_k_mask", "constrained_top_k", "Schedule", "OneShot", "Iterative", "DropRegrow",
+           "make_schedule"]
 
 
 def num_to_keep(num_nodes: int, sparsity: Optional[float] = None, budget: Optional[int] = None) -> int:
@@ -43,71 +50,116 @@ def num_to_keep(num_nodes: int, sparsity: Optional[float] = None, budget: Option
     return max(1, num_nodes - int(math.floor(s * num_nodes + 1e-9)))
 
 
-def top_k_mask(scores: Tensor, k: int, candidates: Optional[Tensor] = None,
-               forced: Optional[Tensor] = None) -> Tensor:
-    """Bool mask of the ``k`` best ``scores`` among ``candidates`` (ties: lower index wins), plus ``forced``.
-
-    ``forced`` sensors count towards ``k``; if there are more forced sensors than ``k``,
-    all forced sensors are kept.
-    """
-    n = scores.numel()
-    if torch.isnan(scores).any():
-        raise ValueError("`scores` contains NaN")
-    cand = torch.ones(n, dtype=torch.bool) if candidates is None else candidates.clone()
-    out = torch.zeros(n, dtype=torch.bool) if forced is None else forced.clone()
-    cand &= ~out
-    need = k - int(out.sum())
-    if need > 0:
-        idx = cand.nonzero().view(-1)
-        # stable sort on -score keeps the lower index first among ties
-        order = torch.sort(-scores[idx].double(), stable=True).indices[:need]
-        out[idx[order]] = True
-    return out
-
-
 class Schedule:
     """Base class. Subclasses implement :meth:`step`.
 
     Args:
         sparsity (float, optional): Target fraction of sensors removed.
         budget (int, optional): Target number of sensors kept (instead of ``sparsity``).
-        protected (sequence of int, optional): Sensors that are never pruned.
+        protected (sequence of int, optional): Sensors that are never pruned; a shortcut for
+            ``constraints=SelectionConstraints(protected=...)`` (merged with :obj:`constraints`).
+        constraints (SelectionConstraints, optional): Costs with a budget, region minima and
+            protected sensors obeyed by every pruning and every swap. With a cost budget the
+            count target (:obj:`sparsity` / :obj:`budget`) is an upper bound and may be left out.
     """
 
     name = "schedule"
 
     def __init__(self, sparsity: Optional[float] = None, budget: Optional[int] = None,
-                 protected: Optional[Sequence[int]] = None) -> None:
-        if sparsity is None and budget is None:
-            raise ValueError("give a target: `sparsity` or `budget`")
+                 protected: Optional[Sequence[int]] = None,
+                 constraints: Optional[SelectionConstraints] = None) -> None:
+        if constraints is not None and not isinstance(constraints, SelectionConstraints):
+            raise TypeError(f"`constraints` must be SelectionConstraints, got {type(constraints).__name__}")
+        if protected is not None and len(protected) > 0:
+            base = constraints if constraints is not None else SelectionConstraints()
+            constraints = base.replace(protected=sorted(set(base.protected) | {int(p) for p in protected}))
+        if sparsity is not None and budget is not None:
+            raise ValueError("give exactly one of `sparsity` and `budget`")
+        if sparsity is None and budget is None and (constraints is None or constraints.cost_budget is None):
+            raise ValueError("give a target: `sparsity`, `budget` or constraints with a `cost_budget`")
         if sparsity is not None:
             num_to_keep(10, sparsity=sparsity)  # validates the range
         self.sparsity = sparsity
         self.budget = budget
-        self.protected = None if protected is None else sorted({int(p) for p in protected})
+        self.constraints = constraints
+
+    @property
+    def protected(self) -> Optional[list[int]]:
+        """Sorted protected sensors, or :obj:`None` when there are none."""
+        return (self.constraints.protected or None) if self.constraints is not None else None
 
     def target_kept(self, num_nodes: int) -> int:
-        k = num_to_keep(num_nodes, self.sparsity, self.budget)
-        return max(k, len(self.protected or []))
+        """Sensors kept at the end of the search for ``N = num_nodes`` sensors.
+
+        Without a cost budget this is exact; under a cost budget it is an upper bound (the
+        budget may allow fewer sensors), and ``N`` when only a cost budget is given.
+
+        Raises:
+            ValueError: if the count is below what the constraints need (protected sensors
+                plus the region minima).
+        """
+        if self.sparsity is None and self.budget is None:
+            k = num_nodes
+        else:
+            k = num_to_keep(num_nodes, self.sparsity, self.budget)
+        if self.constraints is not None:
+            need = self.constraints.check(num_nodes).min_count
+            if k < need:
+                tgt = f"sparsity={self.sparsity}" if self.sparsity is not None else f"budget={self.budget}"
+                raise ValueError(f"{tgt} keeps {k} of {num_nodes} sensors, below the {need} the constraints need "
+                                 f"({len(self.constraints.protected)} protected + "
+                                 f"{need - len(self.constraints.protected)} to meet min_per_region)")
+        return k
 
     def protected_mask(self, num_nodes: int) -> Tensor:
+        """BoolTensor ``[N]`` of the protected sensors."""
         m = torch.zeros(num_nodes, dtype=torch.bool)
-        if self.protected:
-            p = torch.tensor(self.protected)
-            if int(p.min()) < 0 or int(p.max()) >= num_nodes:
-                raise ValueError(f"`protected` sensors must lie in 0..{num_nodes - 1}, got {self.protected}")
+        if self.constraints is not None:
+            p = self.constraints.check(num_nodes).protected
             m[p] = True
         return m
+
+    def reached_target(self, active: Tensor) -> bool:
+        """Whether ``active`` is a finished selection: on target and satisfying the constraints.
+
+        On target means exactly :meth:`target_kept` sensors, or at most that many under a
+        cost budget.
+        """
+        n = active.numel()
+        k, count = self.target_kept(n), int(active.sum())
+        if self.constraints is None:
+            return count == k
+        on_target = count <= k if self.constraints.cost_budget is not None else count == k
+        return on_target and self.constraints.is_satisfied(active.cpu())
 
     def step(self, t: int, total: int, scores: Tensor, regrow: Tensor, active: Tensor) -> Optional[Tensor]:
         raise NotImplementedError
 
     def prune_to(self, k: int, scores: Tensor, active: Tensor) -> Tensor:
-        """The ``k`` best-scoring active sensors (protected ones always among them)."""
-        return top_k_mask(scores, k, candidates=active, forced=self.protected_mask(active.numel()) & active)
+        """Keeps at most ``k`` of the ``active`` sensors, the best by ``scores`` under the constraints.
+
+        The one selection rule :func:`~dynst_pyg.constraints.constrained_top_k` restricted to
+        the active sensors (protected sensors always stay).
+
+        Args:
+            k (int): Most sensors kept (exactly ``k`` without a cost budget).
+            scores (Tensor): Importance per sensor ``[N]``.
+            active (BoolTensor): Currently active sensors ``[N]``.
+
+        Returns:
+            BoolTensor ``[N]``, a subset of ``active`` plus the protected sensors.
+        """
+        return constrained_top_k(scores.detach().cpu(), k, self.constraints, candidates=active.cpu())
 
     def __repr__(self) -> str:
-        tgt = f"sparsity={self.sparsity}" if self.sparsity is not None else f"budget={self.budget}"
+        if self.sparsity is not None:
+            tgt = f"sparsity={self.sparsity}"
+        elif self.budget is not None:
+            tgt = f"budget={self.budget}"
+        else:
+            tgt = ""
+        if self.constraints is not None:
+            tgt = f"{tgt}, constraints={self.constraints!r}" if tgt else f"constraints={self.constraints!r}"
         return f"{type(self).__name__}({tgt})"
 
 
@@ -123,8 +175,9 @@ class OneShot(Schedule):
     name = "oneshot"
 
     def __init__(self, sparsity: Optional[float] = None, budget: Optional[int] = None,
-                 protected: Optional[Sequence[int]] = None, at: Optional[int] = None) -> None:
-        super().__init__(sparsity, budget, protected)
+                 protected: Optional[Sequence[int]] = None, at: Optional[int] = None,
+                 constraints: Optional[SelectionConstraints] = None) -> None:
+        super().__init__(sparsity, budget, protected, constraints)
         self.at = None if at is None else int(at)
 
     def step(self, t, total, scores, regrow, active):
@@ -137,6 +190,12 @@ class OneShot(Schedule):
 class Iterative(Schedule):
     """``rounds`` prunings on the cubic sparsity ramp over the first ``ramp_end`` of the search.
 
+    Under a cost budget ``B`` the budget follows the same ramp, from the cost ``C`` of all
+    sensors: round ``r`` allows ``B + (1 - f_r) (C - B)`` with ``f_r = 1 - (1 - r / R)^3``.
+    Rounds before the last also keep the cheapest selection that meets the region minima
+    (:meth:`~dynst_pyg.constraints.SelectionConstraints.cheapest_selection` among the active
+    sensors), so the final budget can always still be met; the last round is free to replace it.
+
     Args:
         rounds (int, optional): Number of pruning rounds ``R`` (default: ``5``).
         ramp_end (float, optional): Fraction of the search by which the target is reached
@@ -146,8 +205,9 @@ class Iterative(Schedule):
     name = "iterative"
 
     def __init__(self, sparsity: Optional[float] = None, budget: Optional[int] = None,
-                 protected: Optional[Sequence[int]] = None, rounds: int = 5, ramp_end: float = 0.75) -> None:
-        super().__init__(sparsity, budget, protected)
+                 protected: Optional[Sequence[int]] = None, rounds: int = 5, ramp_end: float = 0.75,
+                 constraints: Optional[SelectionConstraints] = None) -> None:
+        super().__init__(sparsity, budget, protected, constraints)
         if not isinstance(rounds, int) or rounds < 1:
             raise ValueError(f"`rounds` must be a positive integer, got {rounds!r}")
         if not 0.0 < ramp_end <= 1.0:
@@ -160,25 +220,47 @@ class Iterative(Schedule):
         end = max(0, min(total - 1, int(math.floor(self.ramp_end * total)) - 1))
         return [int(round(end * r / self.rounds)) for r in range(1, self.rounds + 1)]
 
+    def _ramp(self, r: int) -> float:
+        return 1.0 - (1.0 - r / self.rounds) ** 3
+
     def kept_after_round(self, r: int, num_nodes: int) -> int:
         """Sensors kept after round ``r`` (cubic ramp from ``N`` to the target)."""
         k_final = self.target_kept(num_nodes)
-        frac = 1.0 - (1.0 - r / self.rounds) ** 3
-        return int(round(num_nodes - frac * (num_nodes - k_final)))
+        return int(round(num_nodes - self._ramp(r) * (num_nodes - k_final)))
+
+    def round_constraints(self, r: int, num_nodes: int) -> Optional[SelectionConstraints]:
+        """The constraints of round ``r``: the cost budget on the cubic ramp, the rest unchanged."""
+        c = self.constraints
+        if c is None or c.cost_budget is None or r >= self.rounds:
+            return c
+        total = float(c.costs.sum())
+        ramped = c.cost_budget + (1.0 - self._ramp(r)) * (total - c.cost_budget)
+        return c.replace(cost_budget=max(c.cost_budget, ramped))
 
     def step(self, t, total, scores, regrow, active):
         steps = self.round_steps(total)
         if t not in steps:
             return None
         r = max(i + 1 for i, s in enumerate(steps) if s == t)
-        k = self.kept_after_round(r, active.numel())
-        if k >= int(active.sum()):
+        n = active.numel()
+        k = self.kept_after_round(r, n)
+        cons = self.round_constraints(r, n)
+        if int(active.sum()) <= k and (cons is None or cons.is_satisfied(active.cpu())):
             return None
-        return self.prune_to(k, scores, active)
+        forced = None
+        if r < self.rounds and self.constraints is not None and self.constraints.cost_budget is not None:
+            forced = self.constraints.cheapest_selection(candidates=active.cpu()) & active.cpu()
+        return constrained_top_k(scores.detach().cpu(), k, cons, candidates=active.cpu(), forced=forced)
 
 
 class DropRegrow(Schedule):
     """Fixed budget with periodic swaps of weak active sensors for promising inactive ones.
+
+    With constraints a swap never breaks them: a weak sensor is only dropped while its
+    region stays at or above its minimum (and protected sensors never), and the regrowth is
+    :func:`~dynst_pyg.constraints.constrained_top_k` by regrow score over the inactive
+    sensors, on top of the remaining ones, within the cost budget. Under a cost budget a
+    swap may regrow fewer (or, up to the target, more) sensors than it dropped.
 
     Args:
         interval (int, optional): Steps ``delta`` between swaps; :obj:`None` = 5 % of the search
@@ -194,8 +276,9 @@ class DropRegrow(Schedule):
 
     def __init__(self, sparsity: Optional[float] = None, budget: Optional[int] = None,
                  protected: Optional[Sequence[int]] = None, interval: Optional[int] = None, alpha: float = 0.3,
-                 freeze_at: float = 0.75, start_at: float = 0.25) -> None:
-        super().__init__(sparsity, budget, protected)
+                 freeze_at: float = 0.75, start_at: float = 0.25,
+                 constraints: Optional[SelectionConstraints] = None) -> None:
+        super().__init__(sparsity, budget, protected, constraints)
         if interval is not None and (not isinstance(interval, int) or interval < 1):
             raise ValueError(f"`interval` must be a positive integer or None, got {interval!r}")
         if not 0.0 <= start_at < freeze_at:
@@ -224,38 +307,78 @@ class DropRegrow(Schedule):
         """Steps between swaps: ``interval``, or 5 % of the search when it is :obj:`None`."""
         return self.interval if self.interval is not None else max(1, int(round(0.05 * total)))
 
+    def droppable(self, k: int, scores: Tensor, active: Tensor) -> Tensor:
+        """The (at most) ``k`` weakest active sensors that can go without breaking a region minimum.
+
+        Protected sensors never go; ties: lower index first.
+        """
+        n = active.numel()
+        drop = torch.zeros(n, dtype=torch.bool)
+        cand = active.cpu() & ~self.protected_mask(n)
+        idx = cand.nonzero().view(-1)
+        order = idx[torch.sort(scores.detach().cpu()[idx].double(), stable=True).indices]
+        c = self.constraints
+        spare = None
+        if c is not None and c.regions is not None:
+            minima = c.region_minima
+            labels = c.regions
+            have: dict[str, int] = {}
+            for i in active.cpu().nonzero().view(-1).tolist():
+                have[labels[i]] = have.get(labels[i], 0) + 1
+            spare = {lab: have.get(lab, 0) - m for lab, m in minima.items()}
+        taken = 0
+        for i in order.tolist():
+            if taken >= k:
+                break
+            if spare is not None:
+                lab = labels[i]
+                if spare[lab] <= 0:
+                    continue
+                spare[lab] -= 1
+            drop[i] = True
+            taken += 1
+        return drop
+
     def step(self, t, total, scores, regrow, active):
         n = active.numel()
         k_target = self.target_kept(n)
         t0 = self.start_step(total)
         if t < t0:
             return None  # measuring with every sensor present
-        if t == t0 or int(active.sum()) != k_target:
+        if t == t0 or not self.reached_target(active):
             return self.prune_to(k_target, scores, active)
         if (t - t0) % self.interval_for(total) != 0:
             return None
         frac = self.swap_fraction(t, total)
         if frac <= 0:
             return None
-        prot = self.protected_mask(n)
-        droppable = active & ~prot
+        active = active.cpu()
         inactive = ~active
-        k = min(int(math.ceil(frac * k_target)), int(droppable.sum()), int(inactive.sum()))
+        k = min(int(math.ceil(frac * k_target)), int(inactive.sum()))
         if k <= 0:
             return None
-        drop = top_k_mask(-scores.double(), k, candidates=droppable)
-        grow = top_k_mask(regrow, k, candidates=inactive)
-        new = (active & ~drop) | grow
-        return new
+        drop = self.droppable(k, scores, active)
+        if not bool(drop.any()):
+            return None
+        rest = active & ~drop
+        grow_to = min(k_target, int(rest.sum()) + int(drop.sum()))
+        return constrained_top_k(regrow.detach().cpu(), grow_to, self.constraints, candidates=inactive, forced=rest)
 
 
 SCHEDULES = {"oneshot": OneShot, "iterative": Iterative, "dropregrow": DropRegrow}
 
 
 def make_schedule(name: str, sparsity: Optional[float] = None, budget: Optional[int] = None,
-                  protected: Optional[Sequence[int]] = None, **kwargs) -> Schedule:
-    """Builds a schedule by name: ``"oneshot"``, ``"iterative"`` or ``"dropregrow"``."""
+                  protected: Optional[Sequence[int]] = None,
+                  constraints: Optional[SelectionConstraints] = None, **kwargs) -> Schedule:
+    """Builds a schedule by name: ``"oneshot"``, ``"iterative"`` or ``"dropregrow"``.
+
+    Args:
+        name (str): The schedule.
+        sparsity, budget, protected, constraints: As in :class:`Schedule`.
+        **kwargs: The schedule's own options (``rounds``, ``interval``, ...).
+    """
     key = name.lower().replace("-", "").replace("_", "")
     if key not in SCHEDULES:
         raise ValueError(f"`name` must be one of {sorted(SCHEDULES)}, got {name!r}")
-    return SCHEDULES[key](sparsity=sparsity, budget=budget, protected=protected, **kwargs)
+    return SCHEDULES[key](sparsity=sparsity, budget=budget, protected=protected, constraints=constraints, **kwargs)

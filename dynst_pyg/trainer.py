@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import CheckpointMismatchError, Checkpointer, run_fingerprint
+from .constraints import SelectionConstraints
 from .datasets.windows import ForecastSplits, WindowDataset
 from .engine import PRECISIONS, DistContext, EpochEngine, LoopState, Phase, epoch_seed, resolve_device
 from .gate import SensorGate
@@ -97,6 +98,10 @@ class DynSTConfig:
             reproducing white noise) (default: ``(1, 3, 6, 12)``).
         reconnect (str, optional): Sub-graph reconnection for the fine-tune (default: ``"none"``).
         protected (sequence of int, optional): Sensors never pruned (default: none).
+        constraints (SelectionConstraints, optional): Per-sensor costs with a cost budget, a
+            minimum per region, protected sensors; every pruning and regrowth of the search
+            obeys them. With a ``cost_budget``, ``sparsity`` may be :obj:`None` (keep what the
+            budget allows) (default: none).
         max_batches (int, optional): Cap on batches per epoch, for quick runs (default: all).
         seed (int, optional): Seed (default: ``0``).
         progress (bool, optional): Show tqdm bars (default: :obj:`True`).
@@ -142,6 +147,7 @@ class DynSTConfig:
     recon_horizons: tuple = (1, 3, 6, 12)
     reconnect: str = "none"
     protected: Optional[Sequence[int]] = None
+    constraints: Optional[SelectionConstraints] = None
     max_batches: Optional[int] = None
     seed: int = 0
     progress: bool = True
@@ -156,12 +162,13 @@ class DynSTConfig:
         """Checks every field against a network of ``num_nodes`` sensors (raises :class:`ValueError`)."""
         if self.target not in ("all", "kept"):
             raise ValueError(f"`target` must be 'all' or 'kept', got {self.target!r}")
-        if self.budget is None and self.sparsity is None:
-            raise ValueError("give `sparsity` or `budget`")
+        has_cost_budget = self.constraints is not None and self.constraints.cost_budget is not None
+        if self.budget is None and self.sparsity is None and not has_cost_budget:
+            raise ValueError("give `sparsity`, `budget` or `constraints` with a `cost_budget`")
         if self.budget is not None and (isinstance(self.budget, bool) or not isinstance(self.budget, int)
                                         or not 1 <= self.budget <= num_nodes):
             raise ValueError(f"`budget` must be an integer in [1, {num_nodes}], got {self.budget!r}")
-        if self.budget is None and not 0.0 <= float(self.sparsity) < 1.0:
+        if self.budget is None and self.sparsity is not None and not 0.0 <= float(self.sparsity) < 1.0:
             raise ValueError(f"`sparsity` must lie in [0, 1), got {self.sparsity!r}")
         key = str(self.schedule).lower().replace("-", "").replace("_", "")
         if key not in SCHEDULES:
@@ -205,6 +212,10 @@ class DynSTConfig:
             bad = [p for p in self.protected if not isinstance(p, int) or not 0 <= p < num_nodes]
             if bad:
                 raise ValueError(f"`protected` must hold sensor indices in 0..{num_nodes - 1}, got {bad[:5]}")
+        if self.constraints is not None:
+            if not isinstance(self.constraints, SelectionConstraints):
+                raise ValueError(f"`constraints` must be a SelectionConstraints, got {type(self.constraints).__name__}")
+            self.constraints.check(num_nodes)
         if self.sample_pruning not in (None, "none", "full", "stprune", "infobatch", "random"):
             raise ValueError(f"`sample_pruning` must be 'stprune', 'infobatch', 'random' or None, got {self.sample_pruning!r}")
         if self.precision not in PRECISIONS:
@@ -305,6 +316,7 @@ class DynSTTrainer:
         c = config or DynSTConfig()
         c.validate(splits.num_nodes)
         self.config = c
+        self.make_schedule().target_kept(splits.num_nodes)  # infeasible targets fail before any training
         self.model_factory = model_factory
         self.lift_factory = lift_factory
         self.splits = splits
@@ -533,11 +545,16 @@ class DynSTTrainer:
         self._dense_state = copy.deepcopy(model.state_dict())
         return self._dense_state
 
+    def dense_model(self) -> tuple[nn.Module, SensorGate]:
+        """The warmed-up dense backbone and its gate (the warm-up runs first if needed)."""
+        model = self.full_model(self.warmup())
+        return model.backbone, model.gate
+
     def make_schedule(self) -> Schedule:
-        """The configured schedule (sparsity or budget, protected sensors)."""
+        """The configured schedule (sparsity or budget, protected sensors, constraints)."""
         c = self.config
         return make_schedule(c.schedule, sparsity=None if c.budget else c.sparsity, budget=c.budget,
-                             protected=c.protected, **c.schedule_kwargs)
+                             protected=c.protected, constraints=c.constraints, **c.schedule_kwargs)
 
     def search(self, schedule: Optional[Schedule] = None) -> SensorMask:
         """Warm-up (if not done) and mask search; returns the selected :class:`SensorMask`."""
@@ -563,17 +580,19 @@ class DynSTTrainer:
                 self._set_active(gate, new)
         else:
             self.engine.run(self._full_phase("search", model, opt, sampler, c.search_epochs, schedule), loop)
-        k = schedule.target_kept(self.N)
-        if gate.num_active != k:
+        if not schedule.reached_target(gate.active.cpu()):
             # the schedule must end on target (e.g. a very short search): prune on the final scores
-            self._set_active(gate, schedule.prune_to(k, gate.importance().cpu(), gate.active.cpu()))
+            self._set_active(gate, schedule.prune_to(schedule.target_kept(self.N), gate.importance().cpu(),
+                                                     gate.active.cpu()))
         gate.gate.requires_grad_(False)
         self._search_state = copy.deepcopy(model.state_dict())
         self._update_recon(gate)
         self._search_mask = SensorMask.from_bool(
             gate.active.cpu(), scores=gate.importance().cpu(), sensor_ids=self.splits.dataset.sensor_id,
             method=f"dynst-{schedule.name}", meta={"schedule": repr(schedule), "target": c.target,
-                                                   "regrow_score": gate.regrow_score.cpu().tolist()})
+                                                   "regrow_score": gate.regrow_score.cpu().tolist(),
+                                                   **({"constraints": schedule.constraints.to_dict()}
+                                                      if schedule.constraints is not None else {})})
         self._save("search", model, opt, sampler, LoopState(c.search_epochs))
         return self._search_mask
 

@@ -31,7 +31,8 @@ def test_help_shows_defaults(cmd, capsys):
     out = capsys.readouterr().out
     assert "usage: dynst-pyg " + cmd in out
     if cmd == "prune":
-        assert "(default: 0.5)" in out and "(default: dynst-iterative)" in out
+        assert "(0.5 unless" in out and "(default: dynst-iterative)" in out
+        assert "--costs FILE" in out and "--min-per-region" in out
 
 
 def test_prune_writes_run_and_evaluate_reproduces_it(tmp_path, capsys):
@@ -150,3 +151,30 @@ def test_prune_on_your_own_data_folder(tmp_path, capsys):
     assert main(["prune", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a folder" in err[0]
+
+
+@pytest.mark.parametrize("selector", ["qr", "dynst-oneshot"])
+def test_prune_under_costs_and_regions(tmp_path, selector):
+    """--costs/--cost-budget/--regions/--min-per-region reach the selector; report.md states them."""
+    costs, regions = tmp_path / "costs.csv", tmp_path / "regions.csv"
+    costs.write_text("sensor_id,cost\n" + "".join(f"syn{i:05d},{1 + (i % 3)}\n" for i in range(20)))
+    regions.write_text("sensor_id,region\n" + "".join(f"syn{i:05d},{'north' if i < 8 else 'south'}\n" for i in range(20)))
+    out = tmp_path / selector
+    assert main(["prune", *TINY, "--selector", selector, "--no-dense", "--costs", str(costs), "--cost-budget", "20",
+                 "--regions", str(regions), "--min-per-region", "3", "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert "## Constraints" in report and "satisfied: yes" in report and "(budget 20)" in report
+    mask = json.loads((out / "mask.json").read_text())
+    kept = [int(i[3:]) for i in mask["kept_sensor_ids"]]
+    assert sum(1 + (i % 3) for i in kept) <= 20
+    assert sum(i < 8 for i in kept) >= 3 and sum(i >= 8 for i in kept) >= 3
+    assert (out / "map.png").stat().st_size > 1000
+
+
+def test_infeasible_constraints_fail_before_training(tmp_path, capsys):
+    regions = tmp_path / "regions.csv"
+    regions.write_text("sensor_id,region\n" + "".join(f"syn{i:05d},{'tiny' if i == 0 else 'big'}\n" for i in range(20)))
+    assert main(["prune", *TINY, "--regions", str(regions), "--min-per-region", "2", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "min_per_region=2 is impossible in region 'tiny' with 1 sensor" in err[0]
+    assert not (tmp_path / "x" / "checkpoint").exists()

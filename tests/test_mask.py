@@ -307,3 +307,38 @@ def test_bad_input_leaves_inputs_unchanged():
     prot = [1]
     SensorMask.from_scores(torch.tensor([0.1, 0.0, 0.3]), budget=2, protected=prot)
     assert prot == [1]
+
+
+# --------------------------------------------------------------------------- constraints in meta
+from dynst_pyg.constraints import SelectionConstraints  # noqa: E402
+
+
+def test_constraints_travel_in_meta_and_json(tmp_path):
+    c = SelectionConstraints(costs=[1.0, 2.0, 3.5, 4.0], cost_budget=6.0, regions=["a", "a", "b", "b"],
+                             min_per_region=1, protected=[0])
+    m = SensorMask.from_indices([0, 2], 4, method="qr", meta={"constraints": c.to_dict(), "seed": 1})
+    assert m.constraints == c and m.kept_cost == 4.5
+    d = m.to_dict()
+    assert d["kept_cost"] == 4.5 and d["meta"]["constraints"]["cost_budget"] == 6.0
+    m.save(tmp_path / "m.json")
+    back = SensorMask.load(tmp_path / "m.json")
+    assert back == m and back.constraints == c and back.kept_cost == 4.5
+    # a mask without constraints (or without costs) has no kept cost and writes none
+    plain = SensorMask.from_indices([1], 3)
+    assert plain.kept_cost is None and "kept_cost" not in plain.to_dict()
+    p = SensorMask.from_indices([1], 3, meta={"constraints": SelectionConstraints(protected=[1]).to_dict()})
+    assert p.kept_cost is None and p.constraints.protected == [1]
+
+
+def test_meta_constraints_are_validated():
+    c = SelectionConstraints(costs=[1.0, 2.0, 3.5, 4.0], cost_budget=6.0, regions=["a", "a", "b", "b"],
+                             min_per_region=1, protected=[0])
+    with pytest.raises(ValueError, match=r"'keep' does not satisfy meta\['constraints'\]: region 'b' keeps 0"):
+        SensorMask.from_indices([0, 1], 4, meta={"constraints": c.to_dict()})
+    with pytest.raises(ValueError, match=r"meta\['constraints'\]: the constraints were built for 4 sensors"):
+        SensorMask.from_indices([0], 5, meta={"constraints": c.to_dict()})
+    with pytest.raises(ValueError, match=r"meta\['constraints'\]: `costs\[0\]` is -1.0"):
+        SensorMask.from_indices([0, 2], 4, meta={"constraints": {**c.to_dict(), "costs": [-1.0, 1, 1, 1]}})
+    d = SensorMask.from_indices([0, 2], 4, meta={"constraints": c.to_dict()}).to_dict()
+    with pytest.raises(ValueError, match="'kept_cost' is 9.0 but the kept sensors cost 4.5"):
+        SensorMask.from_dict({**d, "kept_cost": 9.0})

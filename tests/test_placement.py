@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -84,3 +86,125 @@ def test_bad_arguments():
     ds = synthetic_road_network(num_nodes=20, num_steps=100)
     with pytest.raises(ValueError, match="train_steps"):
         make_selector("qr", sparsity=0.5).fit(ds)
+
+
+# --------------------------------------------------------------------------- constraints
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from dynst_pyg.constraints import SelectionConstraints  # noqa: E402
+from dynst_pyg.mask import SensorMask  # noqa: E402
+from dynst_pyg.placement import NotFittedError, RandomSelector, training_snapshots  # noqa: E402
+
+
+def region_constraints(n, budget=None):
+    g = torch.Generator().manual_seed(5)
+    costs = (torch.rand(n, generator=g) * 4 + 0.5).double()
+    regions = [f"r{i % 4}" for i in range(n)]
+    c = SelectionConstraints(costs=costs, regions=regions, min_per_region=2, protected=[1, 7])
+    return c.replace(cost_budget=budget if budget is not None else c.min_cost + 15.0)
+
+
+@pytest.mark.parametrize("name", sorted(SELECTORS))
+def test_every_selector_obeys_constraints(name, syn_splits):
+    c = region_constraints(40)
+    m = select_sensors(name, syn_splits, sparsity=0.5, seed=1, constraints=c)
+    assert c.violations(m) == [] and m.num_kept <= 20 and m.method == name
+    assert m.constraints == c and m.kept_cost == pytest.approx(c.kept_cost(m.bool_mask))
+    assert SensorMask.from_dict(json.loads(json.dumps(m.to_dict()))) == m
+    # a cost budget alone is a target: as many sensors as it allows
+    sel = make_selector(name, constraints=c, seed=1).fit(syn_splits)
+    assert c.violations(sel.mask_) == [] and sel.mask_.num_kept > 8
+    assert sel.mask_.kept_cost <= c.cost_budget + 1e-9
+
+
+@pytest.fixture(scope="module")
+def small_ds():
+    return synthetic_road_network(num_nodes=20, num_steps=120, seed=3)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), name=st.sampled_from(sorted(SELECTORS)))
+def test_selectors_satisfy_random_feasible_constraints(small_ds, seed, name):
+    n = small_ds.num_nodes
+    rng = np.random.default_rng(seed)
+    regions = rng.choice(["a", "b", "c"], size=n).tolist()
+    minima = {r: int(rng.integers(0, min(3, regions.count(r)) + 1)) for r in set(regions)}
+    protected = rng.choice(n, size=int(rng.integers(0, 3)), replace=False).tolist()
+    base = SelectionConstraints(costs=rng.integers(0, 5, size=n).astype(float), regions=regions,
+                                min_per_region=minima, protected=protected)
+    c = base.replace(cost_budget=base.min_cost + float(rng.integers(0, 12)))
+    budget = int(rng.integers(c.min_count, n + 1))
+    m = make_selector(name, budget=budget, constraints=c, seed=seed).fit(small_ds, train_steps=80).mask_
+    assert c.violations(m) == [] and m.num_kept <= budget
+
+
+def test_fitted_attributes_need_fit(syn_splits):
+    sel = QRSelector(budget=3)
+    with pytest.raises(NotFittedError, match="QRSelector is not fitted yet: call fit"):
+        sel.mask_
+    assert not hasattr(sel, "scores_")
+    with pytest.raises(AttributeError, match="no attribute 'colour'"):
+        sel.colour
+    assert sel.fit(syn_splits) is sel and sel.mask_.num_kept == 3 and sel.scores_.shape == (40,)
+
+
+def rank2_dataset(cols):
+    X = np.stack(cols, 1)[:, :, None] + 50
+    return SpatioTemporalDataset(torch.tensor(X, dtype=torch.float32), star(len(cols)))
+
+
+def test_cost_aware_qr_keeps_the_cheap_one_of_two_redundant_sensors():
+    # sensors 0 and 1 carry the same signal s1; 0 has a slightly larger loading but costs 10x more
+    rng = np.random.default_rng(0)
+    T = 400
+    s1, s2 = rng.standard_normal(T), rng.standard_normal(T)
+    cols = [s1 * 5.0, s1 * 4.9, s2 * 5.0] + [0.1 * s1 + 0.1 * s2] * 5
+    sp = rank2_dataset(cols).prepare()
+    assert QRSelector(budget=2).fit(sp).mask_.keep.tolist() == [0, 2]
+    c = SelectionConstraints(costs=[10.0, 1.0, 1.0] + [1.0] * 5, cost_budget=11.0)
+    assert QRSelector(budget=2, constraints=c, cost_penalty=0.0).fit(sp).mask_.keep.tolist() == [0, 2]
+    assert QRSelector(budget=2, constraints=c).fit(sp).mask_.keep.tolist() == [1, 2]
+    # a budget that cannot pay for sensor 0 excludes it even without a penalty
+    tight = c.replace(cost_budget=3.0)
+    assert QRSelector(budget=2, constraints=tight, cost_penalty=0.0).fit(sp).mask_.keep.tolist() == [1, 2]
+
+
+def test_region_aware_qr_meets_minima_and_pivots_protected_first():
+    rng = np.random.default_rng(1)
+    T = 400
+    s1, s2 = rng.standard_normal(T), rng.standard_normal(T)
+    cols = [s1 * 5, s2 * 5] + [0.1 * s1 + 0.1 * s2] * 8
+    sp = rank2_dataset(cols).prepare()
+    c = SelectionConstraints(regions=["a", "a"] + ["b"] * 8, min_per_region={"b": 1})
+    m = QRSelector(budget=2, constraints=c).fit(sp).mask_
+    assert m.keep.tolist()[0] in (0, 1) and len(m.keep) == 2 and m.keep.tolist()[1] >= 2
+    # a protected sensor is the first pivot; the next pivot complements it
+    m = QRSelector(budget=2, protected=[1]).fit(sp).mask_
+    assert m.keep.tolist() == [0, 1] and float(m.scores[1]) == 1.0
+
+
+def test_qr_snapshots_ignore_missing_readings():
+    series = torch.tensor([[1.0, 2.0], [0.0, 4.0], [3.0, 6.0], [9.0, 9.0]])[:, :, None]
+    ds = SpatioTemporalDataset(series, star(2), null_value=0.0)
+    X = training_snapshots(ds, train_steps=3)
+    # sensor 0: the missing reading becomes the observed mean 2, then centring
+    assert X[:, 0].tolist() == [-1.0, 0.0, 1.0] and X[:, 1].tolist() == [-2.0, 0.0, 2.0]
+    # the missing cell changes nothing: same mask as the dataset with that cell at the sensor's mean
+    full = SpatioTemporalDataset(torch.where(series == 0, torch.tensor(2.0), series), star(2))
+    assert np.allclose(training_snapshots(full, 3), X)
+
+
+def test_random_selector_ignores_costs_in_its_order():
+    ds = synthetic_road_network(num_nodes=20, num_steps=100)
+    c = SelectionConstraints(costs=[1.0] * 10 + [2.0] * 10, cost_budget=12.0)
+    m = RandomSelector(constraints=c, seed=0).fit(ds, train_steps=60).mask_
+    order = torch.sort(m.scores, descending=True, stable=True).indices.tolist()
+    # walk the random order, keep whatever still fits
+    spent, expect = 0.0, []
+    for i in order:
+        cost = 1.0 if i < 10 else 2.0
+        if spent + cost <= 12.0:
+            spent += cost
+            expect.append(i)
+    assert m.keep.tolist() == sorted(expect)

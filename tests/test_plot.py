@@ -260,3 +260,24 @@ def test_tradeoff_panels_filters_and_errors(tmp_path):
     _, ax = plt.subplots()
     with pytest.raises(ValueError, match="combinations"):
         plot_tradeoff(rows, ax=ax)
+
+
+def test_region_map_colours_kept_sensors_by_region():
+    from dynst_pyg.constraints import SelectionConstraints
+    from dynst_pyg.plot import plot_region_map
+
+    ds = _grid_dataset()
+    regions = ["west" if i % 4 < 2 else "east" for i in range(16)]
+    c = SelectionConstraints(regions=regions, min_per_region=1)
+    mask = SensorMask.from_indices([0, 1, 2, 7], 16, meta={"constraints": c.to_dict()})
+    fig, ax = plot_region_map(ds, mask)  # regions from the mask's constraints
+    kept = next(a for a in ax.collections if a.get_gid() == GID_KEPT)
+    colours = [tuple(fc) for fc in kept.get_facecolors()]
+    assert colours[0] == colours[1] != colours[2] == colours[3]  # 0, 1 west; 2, 7 east
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["west (2/8)", "east (2/8)", "pruned (12)"]
+    with pytest.raises(ValueError, match="'regions' is required"):
+        plot_region_map(ds, SensorMask.from_indices([0], 16))
+    with pytest.raises(ValueError, match="one label per sensor"):
+        plot_region_map(ds, mask, regions=["a"])
+    with pytest.raises(TypeError, match="sets 'legend'"):
+        plot_region_map(ds, mask, legend=True)

@@ -122,3 +122,129 @@ def test_make_schedule_and_errors():
         Iterative(sparsity=0.5, rounds=0)
     with pytest.raises(ValueError, match="protected"):
         OneShot(sparsity=0.5, protected=[99]).step(0, 1, torch.ones(5), torch.ones(5), torch.ones(5, dtype=torch.bool))
+
+
+# --------------------------------------------------------------------------- constraints
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from dynst_pyg.constraints import SelectionConstraints  # noqa: E402
+
+
+def test_prune_to_is_public_and_protected_is_a_shortcut_for_constraints():
+    sch = OneShot(budget=2, protected=[4])
+    assert sch.constraints == SelectionConstraints(protected=[4]) and sch.protected == [4]
+    out = sch.prune_to(2, torch.tensor([5.0, 4.0, 3.0, 2.0, 1.0]), torch.ones(5, dtype=torch.bool))
+    assert out.nonzero().view(-1).tolist() == [0, 4]
+    both = OneShot(budget=3, protected=[1], constraints=SelectionConstraints(protected=[0]))
+    assert both.protected == [0, 1]
+    assert OneShot(sparsity=0.5).protected is None
+
+
+def test_target_kept_below_what_the_constraints_need_is_an_error():
+    c = SelectionConstraints(regions=["a", "a", "b", "b", "c", "c"], min_per_region=1, protected=[0, 1])
+    assert OneShot(budget=4, constraints=c).target_kept(6) == 4
+    with pytest.raises(ValueError, match=r"budget=3 keeps 3 of 6 sensors, below the 4 the constraints need "
+                                         r"\(2 protected \+ 2 to meet min_per_region\)"):
+        OneShot(budget=3, constraints=c).target_kept(6)
+    with pytest.raises(ValueError, match="give a target"):
+        OneShot(constraints=c)
+    with pytest.raises(ValueError, match="exactly one"):
+        OneShot(sparsity=0.5, budget=3)
+
+
+def test_oneshot_under_a_cost_budget_keeps_the_cheap_redundant_sensor():
+    # sensors 0 and 1 are redundant; 0 scores a little higher but costs 10x more
+    c = SelectionConstraints(costs=[10.0, 1.0, 1.0, 1.0, 1.0], cost_budget=3.0)
+    sch = OneShot(budget=3, constraints=c)
+    scores = torch.tensor([1.0, 0.95, 0.5, 0.4, 0.1])
+    act = sch.step(0, 1, scores, scores, torch.ones(5, dtype=torch.bool))
+    assert act.nonzero().view(-1).tolist() == [1, 2, 3] and sch.reached_target(act)
+    # the cost budget alone is a target too: as many sensors as it allows
+    act = OneShot(constraints=c).step(0, 1, scores, scores, torch.ones(5, dtype=torch.bool))
+    assert act.nonzero().view(-1).tolist() == [1, 2, 3]
+
+
+def test_iterative_ramps_the_cost_budget_and_keeps_the_final_budget_reachable():
+    # region b: an expensive strong sensor (3) and a cheap weak one (4); only the cheap one fits the final budget.
+    # Round 1 could afford sensor 3 and would drop sensor 4, leaving the final budget out of reach.
+    c = SelectionConstraints(costs=[1.0, 1.0, 1.0, 9.0, 1.0, 1.0], cost_budget=4.0,
+                             regions=["a", "a", "a", "b", "b", "a"], min_per_region={"b": 1})
+    sch = Iterative(constraints=c, rounds=5, ramp_end=1.0)
+    budgets = [sch.round_constraints(r, 6).cost_budget for r in range(1, 6)]
+    assert all(a > b for a, b in zip(budgets, budgets[1:])) and budgets[-1] == 4.0
+    assert budgets[0] == pytest.approx(4.0 + 0.8 ** 3 * 10.0)  # all sensors cost 14
+    scores = torch.tensor([0.9, 0.8, 0.7, 5.0, 0.0, 0.1])
+    act = torch.ones(6, dtype=torch.bool)
+    history = []
+    for t in range(30):
+        new = sch.step(t, 30, scores, scores, act)
+        if new is not None:
+            assert not (new & ~act).any() and bool(new[4])  # the cheapest way to cover region b stays
+            act = new
+            history.append(act.nonzero().view(-1).tolist())
+    assert history == [[0, 1, 2, 4, 5], [0, 1, 2, 4]] and c.is_satisfied(act) and sch.reached_target(act)
+
+
+def test_dropregrow_swaps_never_break_a_region_minimum_or_the_budget():
+    c = SelectionConstraints(costs=[1.0, 1.0, 1.0, 1.0, 3.0, 1.0], cost_budget=3.0,
+                             regions=["a", "a", "b", "b", "b", "b"], min_per_region=1)
+    sch = DropRegrow(budget=3, constraints=c, interval=1, alpha=1.0, start_at=0.0)
+    scores = torch.tensor([0.1, 0.9, 0.8, 0.7, 0.0, 0.0])
+    act = sch.step(0, 10, scores, scores, torch.ones(6, dtype=torch.bool))
+    assert act.nonzero().view(-1).tolist() == [1, 2, 3]
+    # sensor 1, the only one of region a, is the weakest now: it may not go; sensor 4 regrows best but is too dear
+    scores = torch.tensor([0.5, 0.0, 0.8, 0.1, 0.0, 0.0])
+    regrow = torch.tensor([0.0, 0.0, 0.0, 0.0, 9.0, 5.0])
+    new = sch.step(1, 10, scores, regrow, act)
+    assert new.nonzero().view(-1).tolist() == [1, 2, 5]
+    assert c.is_satisfied(new)
+
+
+SCHEDULE_CLASSES = [OneShot, Iterative, DropRegrow]
+
+
+@st.composite
+def schedule_problems(draw):
+    n = draw(st.integers(4, 12))
+    costs = [float(v) for v in draw(st.lists(st.integers(0, 5), min_size=n, max_size=n))]
+    regions = draw(st.lists(st.sampled_from("xyz"), min_size=n, max_size=n))
+    minima = {r: draw(st.integers(0, min(2, regions.count(r)))) for r in set(regions)}
+    protected = sorted(draw(st.sets(st.integers(0, n - 1), max_size=2)))
+    base = SelectionConstraints(costs=costs, regions=regions, min_per_region=minima, protected=protected)
+    budget = draw(st.one_of(st.none(), st.integers(0, 8).map(lambda s: base.min_cost + s)))
+    c = base.replace(cost_budget=budget)
+    k = draw(st.integers(max(1, c.min_count), n))
+    seed = draw(st.integers(0, 10_000))
+    return c, k, seed
+
+
+@settings(max_examples=40, deadline=None)
+@given(schedule_problems(), st.sampled_from(SCHEDULE_CLASSES))
+def test_every_schedule_step_satisfies_random_feasible_constraints(problem, cls):
+    c, k, seed = problem
+    n = c.num_nodes
+    kwargs = dict(interval=1, alpha=0.8, start_at=0.2) if cls is DropRegrow else {}
+    if cls is Iterative:
+        kwargs = dict(rounds=3, ramp_end=0.6)
+    sch = cls(budget=k, constraints=c, **kwargs)
+    g = torch.Generator().manual_seed(seed)
+    act = torch.ones(n, dtype=torch.bool)
+    total = 20
+    pruned = False
+    for t in range(total):
+        scores, regrow = torch.rand(n, generator=g), torch.rand(n, generator=g)
+        new = sch.step(t, total, scores, regrow, act)
+        if new is not None:
+            act = new
+            pruned = True
+            if cls is Iterative:
+                # intermediate rounds: the ramped budget, the region minima and the protected sensors
+                r = sch.round_steps(total).index(t) + 1
+                assert sch.round_constraints(r, n).violations(act) == []
+            else:
+                assert c.violations(act) == [] and int(act.sum()) <= k
+    assert pruned or (cls is Iterative and sch.reached_target(torch.ones(n, dtype=torch.bool)))
+    if not sch.reached_target(act):  # what the trainer does after a search that did not reach the target
+        act = sch.prune_to(sch.target_kept(n), torch.rand(n, generator=g), act)
+    assert c.violations(act) == [] and sch.reached_target(act)

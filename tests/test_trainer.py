@@ -215,3 +215,18 @@ def test_us_spelling_of_neighbourhood_is_accepted():
     cfg = quick_cfg(marginal_scope="neighborhood")
     cfg.validate(20)
     assert cfg.marginal_scope == "neighbourhood"
+
+
+@pytest.mark.parametrize("schedule", ["oneshot", "iterative", "dropregrow"])
+def test_search_obeys_selection_constraints(tiny, schedule):
+    """Costs with a budget and a minimum per region hold for the mask of every schedule."""
+    from dynst_pyg.constraints import SelectionConstraints
+
+    costs = [1.0 + (i % 4) for i in range(24)]
+    regions = ["a" if i < 6 else "b" for i in range(24)]
+    cons = SelectionConstraints(costs=costs, cost_budget=20.0, regions=regions, min_per_region=2, protected=[23])
+    mask = DynSTTrainer(factory(24), tiny, quick_cfg(schedule=schedule, sparsity=None, constraints=cons)).search()
+    keep = mask.bool_mask
+    assert cons.is_satisfied(keep) and bool(keep[23])
+    assert sum(costs[i] for i in mask.keep.tolist()) <= 20.0 and sum(keep[:6].tolist()) >= 2
+    assert mask.constraints is not None and mask.kept_cost <= 20.0
