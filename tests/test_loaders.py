@@ -42,7 +42,9 @@ def test_metr_la_format(tmp_path):
     vals = write_metr_like(tmp_path)
     ds = load_metr_la(tmp_path)
     assert ds.series.shape == (40, 3, 1) and ds.null_value == 0.0
-    assert np.allclose(ds.series[..., 0].numpy(), vals, atol=1e-4)
+    # the null reading (0.0) is a missing cell: NaN in the series, False in the mask
+    assert np.allclose(ds.series[..., 0].numpy(), np.where(vals == 0, np.nan, vals), atol=1e-4, equal_nan=True)
+    assert ds.observed[..., 0].tolist() == (vals != 0).tolist() and not bool(ds.observed[3, 1, 0])
     assert ds.sensor_id == ["773869", "767541", "767542"] and ds.interval_minutes == 5
     assert ds.start.isoformat().startswith("2012-03-01")
     assert ds.num_edges == 4 and ds.pos[2].tolist() == pytest.approx([-118.2, 34.2])
