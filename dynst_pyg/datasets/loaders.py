@@ -1,9 +1,8 @@
 """Loaders for the real traffic formats, generic constructors and PyG-Temporal interop.
 
 Data files are never shipped with the package. They are looked up under the data
-root (:func:`data_root`): ``$DYNST_DATA``, else ``../shared/data`` when it exists,
-else the repository's ``datasets/`` folder. Each dataset lives in its own sub-folder
-(``los-loop/``, ``metr-la/``, ``pems-bay/``, ``pems04/``, ``pems08/``).
+root (:func:`data_root`). Each dataset lives in its own sub-folder (``los-loop/``,
+``metr-la/``, ``pems-bay/``, ``pems04/``, ``pems08/``, ``aarhus/``).
 """
 
 from __future__ import annotations
@@ -81,18 +80,40 @@ FILES: dict[str, list[FileCard]] = {
 def data_root(root: Optional[str | os.PathLike] = None) -> Path:
     """The folder datasets are read from.
 
-    ``root`` if given, else ``$DYNST_DATA``, else ``../shared/data`` next to the
-    repository when it exists, else the repository's ``datasets/`` folder.
+    The first that applies: ``root`` if given; ``$DYNST_DATA``; ``../shared/data``
+    relative to the current working directory when that folder exists; when the package
+    runs from a source checkout (a ``pyproject.toml`` above the package), ``shared/data``
+    next to the checkout when it exists; else the user-level default
+    ``$XDG_DATA_HOME/dynst_pyg`` (``~/.local/share/dynst_pyg`` when ``XDG_DATA_HOME`` is unset).
     """
     if root is not None:
         return Path(root)
     env = os.environ.get("DYNST_DATA")
     if env:
         return Path(env)
-    shared = _REPO_ROOT.parent / "shared" / "data"
+    shared = Path.cwd().parent / "shared" / "data"
     if shared.is_dir():
         return shared
-    return _REPO_ROOT / "datasets"
+    checkout = _REPO_ROOT.parent / "shared" / "data"
+    if (_REPO_ROOT / "pyproject.toml").is_file() and checkout.is_dir():
+        return checkout
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "dynst_pyg"
+
+
+def cache_dir(path: Optional[str | os.PathLike] = None) -> Path:
+    """The folder parsed datasets are cached in (the data root may be read-only).
+
+    ``path`` if given, else ``$DYNST_CACHE``, else ``$XDG_CACHE_HOME/dynst_pyg``
+    (``~/.cache/dynst_pyg`` when ``XDG_CACHE_HOME`` is unset). It is not created here.
+    """
+    if path is not None:
+        return Path(path)
+    env = os.environ.get("DYNST_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "dynst_pyg"
 
 
 def sha256sum(path: str | os.PathLike) -> str:

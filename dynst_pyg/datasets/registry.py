@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -30,13 +31,25 @@ def available_datasets() -> list[str]:
 
 
 def load_dataset(name: str, root: Optional[str | os.PathLike] = None, **kwargs) -> SpatioTemporalDataset:
-    """Loads a dataset by name; ``"synthetic"`` passes ``kwargs`` to :func:`synthetic_road_network`."""
+    """Loads a dataset by name, passing ``kwargs`` on to its loader.
+
+    ``"synthetic"`` calls :func:`synthetic_road_network` (``root`` is ignored), the others
+    their ``load_*`` function with ``root`` (e.g. ``load_dataset("metr-la",
+    root="data")``). A keyword the loader does not take raises a
+    ValueError listing the ones it does.
+    """
     key = name.lower().replace("_", "-")
     if key == "synthetic":
-        return synthetic_road_network(**kwargs)
-    if key not in LOADERS:
+        loader: Callable[..., SpatioTemporalDataset] = synthetic_road_network
+    elif key in LOADERS:
+        loader = LOADERS[key]
+    else:
         raise ValueError(f"unknown dataset {name!r}; expected one of {available_datasets()}")
-    return LOADERS[key](root)
+    accepted = [p for p in inspect.signature(loader).parameters if p != "root"]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(f"dataset {key!r} does not take the option(s) {unknown}; it takes {accepted or 'none'}")
+    return loader(**kwargs) if key == "synthetic" else loader(root, **kwargs)
 
 
 @dataclass
