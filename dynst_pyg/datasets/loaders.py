@@ -70,16 +70,16 @@ FILES: dict[str, list[FileCard]] = {
         FileCard("pems04/PEMS04.npz", None, None, "ASTGCN / STSGCN releases"),
         FileCard("pems04/PEMS04.csv", "68ffaa80447eb34428a9999dc28363c61406ec0fd714686d0582d2386ac6f5f7", _ASTGNN + "PEMS04/PEMS04.csv", "ASTGNN"),
     ],
+    "pems08": [
+        FileCard("pems08/PEMS08.npz", None, None, "ASTGCN / STSGCN releases"),
+        FileCard("pems08/PEMS08.csv", "859d68e7583ed4e6016588eaaca494d3ece286dae361614c5c1833017f87eaa7", _ASTGNN + "PEMS08/PEMS08.csv", "ASTGNN"),
+    ],
     "aarhus": [
         FileCard("aarhus/aarhus_traffic_aug_sep_2014.tar.gz",
                  "5c24e6eac529e76897cf47e92f00eec9ff3324d93a89b693dc1cb6c8457a6b93", None,
                  "CityPulse Open Data Aarhus via CityBench/Benchmark @ 8884af6 (streams/)"),
         FileCard("aarhus/trafficMetaData.csv", "db74202649e2dba17acb17baf60c339e64a4308a7da00b9f737ee75de1b74c97",
                  None, "CityBench/Benchmark @ 8884af6 (dataset/MetaData/)"),
-    ],
-    "pems08": [
-        FileCard("pems08/PEMS08.npz", None, None, "ASTGCN / STSGCN releases"),
-        FileCard("pems08/PEMS08.csv", "859d68e7583ed4e6016588eaaca494d3ece286dae361614c5c1833017f87eaa7", _ASTGNN + "PEMS08/PEMS08.csv", "ASTGNN"),
     ],
 }
 
