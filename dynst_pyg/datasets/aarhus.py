@@ -120,14 +120,15 @@ def load_aarhus(root: Optional[str | os.PathLike] = None, features: Sequence[str
         raise DataFileMissing(f"aarhus: missing file {_METADATA!r}. Put it at {meta_path} "
                               f"(data root {root}, set DYNST_DATA to change it); see datasets/README.md.")
     if verify_checksums:
-        got = sha256sum(meta_path)
-        if got != _card_sha(_METADATA):
-            raise ChecksumMismatch(f"checksum mismatch for {meta_path}: expected sha256 {_card_sha(_METADATA)}, got {got}")
+        got, want = sha256sum(meta_path), _card_sha(_METADATA)
+        if got != want:
+            raise ChecksumMismatch(f"checksum mismatch for {meta_path}: expected sha256 {want}, got {got}")
 
     if archive.is_file():
         key = sha256sum(archive)
-        if verify_checksums and key != _card_sha(_ARCHIVE):
-            raise ChecksumMismatch(f"checksum mismatch for {archive}: expected sha256 {_card_sha(_ARCHIVE)}, got {key}")
+        want = _card_sha(_ARCHIVE)
+        if verify_checksums and key != want:
+            raise ChecksumMismatch(f"checksum mismatch for {archive}: expected sha256 {want}, got {key}")
         source = archive
     else:
         key = _folder_key(streams)

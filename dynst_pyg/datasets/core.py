@@ -246,7 +246,8 @@ class SpatioTemporalDataset:
                 raise ValueError(f"a boolean `index` must have N = {N} entries, got shape {tuple(idx.shape)}")
             idx = idx.nonzero().view(-1)
         if idx.is_floating_point() or idx.dim() != 1:
-            raise ValueError(f"`index` must be a 1-D tensor of sensor indices, got {idx.dtype} of shape {tuple(idx.shape)}")
+            raise ValueError(f"`index` must be a 1-D tensor of sensor indices, got {idx.dtype} "
+                             f"of shape {tuple(idx.shape)}")
         idx = idx.to(torch.long)
         if idx.numel() == 0:
             raise ValueError("`index` selects no sensor; at least one must be kept")
@@ -333,7 +334,8 @@ class SpatioTemporalDataset:
         if not isinstance(state, dict) or state.get("format") != cls._FORMAT:
             raise ValueError(f"{path} is not a dataset written by SpatioTemporalDataset.save")
         if state.get("version") != cls._VERSION:
-            raise ValueError(f"{path}: dataset file version {state.get('version')!r}, this version reads {cls._VERSION}")
+            raise ValueError(f"{path}: dataset file version {state.get('version')!r}, "
+                             f"this version reads {cls._VERSION}")
         start = state["start"]
         return cls(state["series"], state["edge_index"], state["edge_weight"], pos=state["pos"],
                    sensor_id=state["sensor_id"], interval_minutes=state["interval_minutes"],
