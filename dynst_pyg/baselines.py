@@ -2,6 +2,10 @@
 
 * :func:`persistence_forecast`: the last observed value, repeated over the horizon.
 * :class:`HistoricalAverage`: the training-split mean at the same time of day, per sensor.
+
+Both ignore missing readings: persistence reads the filled inputs, whose last value is
+the last *observed* reading (carried forward over a gap), and the average is taken over
+observed training cells only. Missing targets (NaN) are left out of the metrics.
 """
 
 from __future__ import annotations
@@ -16,7 +20,11 @@ from .metrics import forecast_metrics
 
 
 def persistence_forecast(windows: WindowDataset, splits: ForecastSplits, index: Optional[Tensor] = None) -> Tensor:
-    """``[B, T_out, N, F_out]`` forecast equal to each window's last input value (raw scale)."""
+    """``[B, T_out, N, F_out]`` forecast equal to each window's last input value (raw scale).
+
+    Over a gap the input holds the last observed reading carried forward, so this is the
+    last reading seen up to the forecast time (the training mean before a sensor's first one).
+    """
     idx = torch.arange(len(windows)) if index is None else torch.as_tensor(index, dtype=torch.long)
     x, _ = windows.batch(idx)
     tf = list(splits.target_features)
@@ -25,7 +33,10 @@ def persistence_forecast(windows: WindowDataset, splits: ForecastSplits, index: 
 
 
 class HistoricalAverage:
-    """Per-sensor mean of the training split at each time-of-day slot (nulls excluded).
+    """Per-sensor mean of the training split at each time-of-day slot (missing readings excluded).
+
+    A slot without any observed training reading of a sensor falls back to that sensor's
+    overall training mean.
 
     Args:
         splits (ForecastSplits): Where the training steps and interval come from.
@@ -40,8 +51,9 @@ class HistoricalAverage:
             offset = int(round((ds.start.hour * 60 + ds.start.minute) / ds.interval_minutes))
         self.offset = offset
         n_train = splits.train_steps
-        y = ds.series[:n_train][..., list(splits.target_features)]
-        valid = torch.ones_like(y, dtype=torch.bool) if ds.null_value is None else y != ds.null_value
+        tf = list(splits.target_features)
+        y = ds.series[:n_train][..., tf]
+        valid = ds.null_mask()[:n_train][..., tf]
         slot = (torch.arange(n_train) + offset) % self.slots
         sums = torch.zeros(self.slots, *y.shape[1:]).index_add_(0, slot, torch.where(valid, y, torch.zeros_like(y)))
         cnt = torch.zeros(self.slots, *y.shape[1:]).index_add_(0, slot, valid.float())

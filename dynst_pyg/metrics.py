@@ -1,8 +1,10 @@
 """Masked forecasting metrics (MAE, RMSE, MAPE), overall and per horizon.
 
 All functions take ``pred`` and ``true`` of the same shape ``[B, T_out, N, F]`` (any
-shape with the batch first works) on the original scale. Entries whose true value
-equals ``null_value`` are excluded. The mask is normalised *per sample*: each sample's
+shape with the batch first works) on the original scale. Entries whose true value is
+NaN (a missing reading, as :class:`~dynst_pyg.datasets.WindowDataset` serves it) or
+equals ``null_value`` are excluded, and they pass no gradient (not even a NaN one) to
+``pred``. The mask is normalised *per sample*: each sample's
 error is averaged over its own valid entries, and samples with no valid entry (padding)
 are left out of the mean, so they can neither dilute nor leak into the result.
 """
@@ -48,10 +50,16 @@ def _reduce(err: Tensor, mask: Tensor, reduction: str) -> Tensor:
     return per_sample[has].mean()
 
 
+def _masked_true(true: Tensor, mask: Tensor) -> Tensor:
+    """``true`` with invalid entries set to 0, so ``pred - true`` is finite there and its gradient 0 after masking."""
+    return torch.where(mask, true, torch.zeros_like(true))
+
+
 def masked_mae(pred: Tensor, true: Tensor, null_value: Optional[float] = None, reduction: str = "mean") -> Tensor:
     """Mean absolute error over valid entries (``reduction="none"`` gives one value per sample)."""
     _check(pred, true)
-    return _reduce((pred - true).abs(), valid_mask(true, null_value), reduction)
+    mask = valid_mask(true, null_value)
+    return _reduce((pred - _masked_true(true, mask)).abs(), mask, reduction)
 
 
 def masked_rmse(pred: Tensor, true: Tensor, null_value: Optional[float] = None, reduction: str = "mean") -> Tensor:
@@ -60,7 +68,8 @@ def masked_rmse(pred: Tensor, true: Tensor, null_value: Optional[float] = None, 
     With ``reduction="mean"`` this is the square root of the per-sample-averaged MSE.
     """
     _check(pred, true)
-    mse = _reduce((pred - true) ** 2, valid_mask(true, null_value), reduction)
+    mask = valid_mask(true, null_value)
+    mse = _reduce((pred - _masked_true(true, mask)) ** 2, mask, reduction)
     return mse.sqrt()
 
 
@@ -69,7 +78,8 @@ def masked_mape(pred: Tensor, true: Tensor, null_value: Optional[float] = None, 
     """Mean absolute percentage error in percent; entries with ``|true| < eps`` are excluded too."""
     _check(pred, true)
     mask = valid_mask(true, null_value) & (true.abs() >= eps)
-    err = (pred - true).abs() / true.abs().clamp_min(eps)
+    t = torch.where(mask, true, torch.ones_like(true))
+    err = (pred - t).abs() / t.abs().clamp_min(eps)
     return 100.0 * _reduce(err, mask, reduction)
 
 

@@ -358,14 +358,6 @@ class DynSTTrainer:
             model.load_state_dict(state)
         return model.to(self.device)
 
-    def _train_series(self) -> tuple[Tensor, Optional[Tensor]]:
-        """Normalised training steps of the target features ``[T_train, N, F_out]`` and their validity
-        (``None`` when the dataset has no null value); val/test steps are never included."""
-        sp = self.splits
-        steps, tf = sp.train_steps, list(sp.target_features)
-        valid = None if sp.null_value is None else sp.dataset.series[:steps][..., tf] != sp.null_value
-        return sp.train.inputs[:steps][..., tf], valid
-
     def reconstruction(self):
         """The :class:`~dynst_pyg.reconstruction.ReconstructionValue` of the training series."""
         if self.recon is None:
@@ -373,7 +365,7 @@ class DynSTTrainer:
 
             c = self.config
             hs = tuple(h for h in c.recon_horizons if h <= self.splits.t_out) or (0,)
-            series, valid = self._train_series()
+            series, valid = self.splits.train_series()  # training steps only; gaps never enter the moments
             self.recon = ReconstructionValue(series, valid, horizons=hs, ridge=c.lift_ridge,
                                              edge_index=self.splits.edge_index)
         return self.recon
@@ -395,7 +387,7 @@ class DynSTTrainer:
             return LiftHead(self.N, sp.edge_index, sp.edge_weight, features=sp.out_features)
         head = LiftHead(self.N, sp.edge_index, sp.edge_weight, features=sp.out_features, node_index=keep)
         if fit:
-            series, valid = self._train_series()
+            series, valid = self.splits.train_series()
             head.fit_ridge(series, ridge=c.lift_ridge, valid=valid)
         return head
 

@@ -252,19 +252,9 @@ class DynSTMask(BaseTransform):
     def _forward_dataset(self, ds: Any) -> Any:
         mask = self._mask_for(ds.num_nodes, "dataset")
         self._check_ids(mask, ds.sensor_id, "dataset")
-        keep = mask.keep
         ei, ew, _ = self._edges(ds.edge_index, ds.edge_weight, mask, with_mask=False)
-        meta = dict(ds.meta)
-        prev = meta.get("n_id")
-        meta["n_id"] = keep.clone() if prev is None else torch.as_tensor(prev)[keep].clone()
-        return ds.replace(
-            series=ds.series.index_select(1, keep),
-            edge_index=ei,
-            edge_weight=ew,
-            pos=None if ds.pos is None else ds.pos.index_select(0, keep),
-            sensor_id=None if ds.sensor_id is None else [ds.sensor_id[i] for i in keep.tolist()],
-            meta=meta,
-        )
+        # series, observation mask, pos, sensor_id and meta["n_id"] are sliced alike by the dataset
+        return ds.select_nodes(mask.keep, edge_index=ei, edge_weight=ew)
 
     def _forward_signal(self, signal: Any) -> Any:
         from torch_geometric_temporal.signal import StaticGraphTemporalSignal

@@ -134,7 +134,9 @@ def test_scaler_ignores_nulls():
 # ---------------------------------------------------------------- bad input
 @pytest.mark.parametrize("kwargs, match", [
     (dict(series=torch.zeros(5)), "series"),
-    (dict(series=torch.full((10, 3, 1), float("nan"))), "NaN"),
+    (dict(series=torch.full((10, 3, 1), float("inf"))), "infinite"),
+    (dict(observed=torch.ones(10, 3, 1)), "bool"),
+    (dict(observed=torch.ones(10, 2, 1, dtype=torch.bool)), "observed"),
     (dict(edge_index=torch.tensor([[0, 5], [1, 2]])), "N = 3"),
     (dict(edge_index=torch.tensor([0, 1, 2])), "edge_index"),
     (dict(edge_weight=torch.ones(7)), "edge_weight"),

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import dynst_pyg.datasets.loaders as L
-from dynst_pyg.datasets import (ChecksumMismatch, DataFileMissing, data_root, download, load_dataset,
+from dynst_pyg.datasets import (ChecksumMismatch, DataFileMissing, cache_dir, data_root, download, load_dataset,
                                 load_los_loop, load_metr_la, load_pems08, load_pems_bay, sha256sum)
 
 
@@ -42,7 +42,9 @@ def test_metr_la_format(tmp_path):
     vals = write_metr_like(tmp_path)
     ds = load_metr_la(tmp_path)
     assert ds.series.shape == (40, 3, 1) and ds.null_value == 0.0
-    assert np.allclose(ds.series[..., 0].numpy(), vals, atol=1e-4)
+    # the null reading (0.0) is a missing cell: NaN in the series, False in the mask
+    assert np.allclose(ds.series[..., 0].numpy(), np.where(vals == 0, np.nan, vals), atol=1e-4, equal_nan=True)
+    assert ds.observed[..., 0].tolist() == (vals != 0).tolist() and not bool(ds.observed[3, 1, 0])
     assert ds.sensor_id == ["773869", "767541", "767542"] and ds.interval_minutes == 5
     assert ds.start.isoformat().startswith("2012-03-01")
     assert ds.num_edges == 4 and ds.pos[2].tolist() == pytest.approx([-118.2, 34.2])
@@ -111,6 +113,36 @@ def test_load_dataset_by_name():
     assert ds.num_nodes == 30
     with pytest.raises(ValueError, match="unknown dataset"):
         load_dataset("atlantis")
+
+
+def test_load_dataset_refuses_options_the_loader_does_not_take(tmp_path):
+    with pytest.raises(ValueError, match=r"does not take the option\(s\) \['features'\]"):
+        load_dataset("los-loop", root=tmp_path, features=("speed",))
+    with pytest.raises(ValueError, match="num_nodez"):
+        load_dataset("synthetic", num_nodez=3)
+
+
+def test_data_root_and_cache_dir_defaults(tmp_path, monkeypatch):
+    monkeypatch.delenv("DYNST_DATA", raising=False)
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert data_root() == tmp_path / "shared" / "data"  # ../shared/data relative to the working directory
+    monkeypatch.chdir(tmp_path)  # no ../shared/data from here
+    (tmp_path / "checkout").mkdir()
+    (tmp_path / "checkout" / "pyproject.toml").write_text("")
+    monkeypatch.setattr(L, "_REPO_ROOT", tmp_path / "checkout")  # a source checkout next to shared/data
+    assert data_root() == tmp_path / "shared" / "data"
+    monkeypatch.setattr(L, "_REPO_ROOT", tmp_path / "installed")  # not a source checkout
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert data_root() == tmp_path / "xdg" / "dynst_pyg"
+    monkeypatch.setenv("DYNST_DATA", str(tmp_path / "env"))
+    assert data_root() == tmp_path / "env"
+    monkeypatch.delenv("DYNST_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "c"))
+    assert cache_dir() == tmp_path / "c" / "dynst_pyg"
+    monkeypatch.setenv("DYNST_CACHE", str(tmp_path / "dc"))
+    assert cache_dir() == tmp_path / "dc" and cache_dir("/x") == Path("/x")
 
 
 @pytest.mark.data

@@ -1,10 +1,12 @@
 """Data layer: spatio-temporal datasets, windows, splits, scalers, loaders, synthetic data."""
 
+from .aarhus import AARHUS_FEATURES, load_aarhus
 from .core import SpatioTemporalDataset
-from .loaders import (FILES, ChecksumMismatch, DataFileMissing, data_root, dense_to_edges, download,
+from .loaders import (FILES, ChecksumMismatch, DataFileMissing, cache_dir, data_root, dense_to_edges, download,
                       from_arrays, from_networkx, from_static_signal, gaussian_kernel_edges, load_los_loop,
                       load_metr_la, load_pems04, load_pems08, load_pems_bay, sha256sum, to_static_signal,
                       to_temporal_signal, verify)
+from .missing import forward_fill
 from .registry import available_datasets, dataset_summary, format_summary, load_dataset
 from .scaler import StandardScaler
 from .synthetic import synthetic_road_network
@@ -16,5 +18,6 @@ __all__ = [
     "ChecksumMismatch", "load_los_loop", "load_metr_la", "load_pems_bay", "load_pems04", "load_pems08",
     "from_arrays", "from_networkx", "to_static_signal", "from_static_signal", "to_temporal_signal",
     "dense_to_edges", "gaussian_kernel_edges", "synthetic_road_network", "load_dataset",
-    "available_datasets", "dataset_summary", "format_summary",
+    "available_datasets", "dataset_summary", "format_summary", "load_aarhus", "AARHUS_FEATURES", "cache_dir",
+    "forward_fill",
 ]

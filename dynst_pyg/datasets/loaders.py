@@ -1,9 +1,8 @@
 """Loaders for the real traffic formats, generic constructors and PyG-Temporal interop.
 
 Data files are never shipped with the package. They are looked up under the data
-root (:func:`data_root`): ``$DYNST_DATA``, else ``../shared/data`` when it exists,
-else the repository's ``datasets/`` folder. Each dataset lives in its own sub-folder
-(``los-loop/``, ``metr-la/``, ``pems-bay/``, ``pems04/``, ``pems08/``).
+root (:func:`data_root`). Each dataset lives in its own sub-folder (``los-loop/``,
+``metr-la/``, ``pems-bay/``, ``pems04/``, ``pems08/``, ``aarhus/``).
 """
 
 from __future__ import annotations
@@ -75,24 +74,53 @@ FILES: dict[str, list[FileCard]] = {
         FileCard("pems08/PEMS08.npz", None, None, "ASTGCN / STSGCN releases"),
         FileCard("pems08/PEMS08.csv", "859d68e7583ed4e6016588eaaca494d3ece286dae361614c5c1833017f87eaa7", _ASTGNN + "PEMS08/PEMS08.csv", "ASTGNN"),
     ],
+    "aarhus": [
+        FileCard("aarhus/aarhus_traffic_aug_sep_2014.tar.gz",
+                 "5c24e6eac529e76897cf47e92f00eec9ff3324d93a89b693dc1cb6c8457a6b93", None,
+                 "CityPulse Open Data Aarhus via CityBench/Benchmark @ 8884af6 (streams/)"),
+        FileCard("aarhus/trafficMetaData.csv", "db74202649e2dba17acb17baf60c339e64a4308a7da00b9f737ee75de1b74c97",
+                 None, "CityBench/Benchmark @ 8884af6 (dataset/MetaData/)"),
+    ],
 }
 
 
 def data_root(root: Optional[str | os.PathLike] = None) -> Path:
     """The folder datasets are read from.
 
-    ``root`` if given, else ``$DYNST_DATA``, else ``../shared/data`` next to the
-    repository when it exists, else the repository's ``datasets/`` folder.
+    The first that applies: ``root`` if given; ``$DYNST_DATA``; ``../shared/data``
+    relative to the current working directory when that folder exists; when the package
+    runs from a source checkout (a ``pyproject.toml`` above the package), ``shared/data``
+    next to the checkout when it exists; else the user-level default
+    ``$XDG_DATA_HOME/dynst_pyg`` (``~/.local/share/dynst_pyg`` when ``XDG_DATA_HOME`` is unset).
     """
     if root is not None:
         return Path(root)
     env = os.environ.get("DYNST_DATA")
     if env:
         return Path(env)
-    shared = _REPO_ROOT.parent / "shared" / "data"
+    shared = Path.cwd().parent / "shared" / "data"
     if shared.is_dir():
         return shared
-    return _REPO_ROOT / "datasets"
+    checkout = _REPO_ROOT.parent / "shared" / "data"
+    if (_REPO_ROOT / "pyproject.toml").is_file() and checkout.is_dir():
+        return checkout
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "dynst_pyg"
+
+
+def cache_dir(path: Optional[str | os.PathLike] = None) -> Path:
+    """The folder parsed datasets are cached in (the data root may be read-only).
+
+    ``path`` if given, else ``$DYNST_CACHE``, else ``$XDG_CACHE_HOME/dynst_pyg``
+    (``~/.cache/dynst_pyg`` when ``XDG_CACHE_HOME`` is unset). It is not created here.
+    """
+    if path is not None:
+        return Path(path)
+    env = os.environ.get("DYNST_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "dynst_pyg"
 
 
 def sha256sum(path: str | os.PathLike) -> str:
@@ -374,6 +402,10 @@ def to_temporal_signal(dataset: SpatioTemporalDataset, t_in: int = 12, t_out: in
 
     Snapshot ``k`` holds ``features[k]``: ``[N, T_in, F]`` and ``targets[k]``: ``[N, T_out, F]``
     (node-first, as everywhere in dynst_pyg), on the raw scale, for windows ``stride`` apart.
+    Missing readings are NaN in both, and the observation masks travel as the extra
+    snapshot attributes ``x_observed`` and ``y_observed``, shaped like ``x`` and ``y``,
+    1.0 where a reading exists and 0.0 where not (float, because PyG-Temporal snapshots
+    only carry integer and float arrays).
     """
     from torch_geometric_temporal.signal import StaticGraphTemporalSignal
 
@@ -382,28 +414,41 @@ def to_temporal_signal(dataset: SpatioTemporalDataset, t_in: int = 12, t_out: in
     n = num_windows(dataset.num_steps, t_in, t_out, stride)
     if n == 0:
         raise ValueError(f"`dataset` has T = {dataset.num_steps} steps, too short for one {t_in} -> {t_out} window")
-    x = dataset.series.numpy()
-    feats = [np.ascontiguousarray(x[s:s + t_in].transpose(1, 0, 2)) for s in range(0, n * stride, stride)]
-    targs = [np.ascontiguousarray(x[s + t_in:s + t_in + t_out].transpose(1, 0, 2)) for s in range(0, n * stride, stride)]
-    return StaticGraphTemporalSignal(dataset.edge_index.numpy(), dataset.edge_weight.numpy(), feats, targs)
+    x, m = dataset.series.numpy(), dataset.observed.numpy().astype(np.float32)
+    starts = range(0, n * stride, stride)
+
+    def node_first(a: np.ndarray, lo: int, hi: int) -> list:
+        return [np.ascontiguousarray(a[s + lo:s + hi].transpose(1, 0, 2)) for s in starts]
+
+    return StaticGraphTemporalSignal(dataset.edge_index.numpy(), dataset.edge_weight.numpy(),
+                                     node_first(x, 0, t_in), node_first(x, t_in, t_in + t_out),
+                                     x_observed=node_first(m, 0, t_in), y_observed=node_first(m, t_in, t_in + t_out))
 
 
 def to_static_signal(dataset: SpatioTemporalDataset):
     """One snapshot per time step: ``features[t] = series[t]`` (``[N, F]``), ``targets[t] = series[t + 1]``.
 
     This is the lossless layout :func:`from_static_signal` reads back (round trip); the last
-    step's target repeats its own reading, since there is no next step.
+    step's target repeats its own reading, since there is no next step. Missing readings
+    are NaN, and the observation masks travel as the extra snapshot attributes
+    ``x_observed`` and ``y_observed`` (``[N, F]``, 1.0 = reading, 0.0 = missing).
     """
     from torch_geometric_temporal.signal import StaticGraphTemporalSignal
 
-    x = dataset.series.numpy()
-    feats = [x[t] for t in range(x.shape[0])]
-    targs = [x[t + 1] if t + 1 < x.shape[0] else x[t] for t in range(x.shape[0])]
-    return StaticGraphTemporalSignal(dataset.edge_index.numpy(), dataset.edge_weight.numpy(), feats, targs)
+    x, m = dataset.series.numpy(), dataset.observed.numpy().astype(np.float32)
+    T = x.shape[0]
+    nxt = [t + 1 if t + 1 < T else t for t in range(T)]
+    return StaticGraphTemporalSignal(dataset.edge_index.numpy(), dataset.edge_weight.numpy(),
+                                     [x[t] for t in range(T)], [x[t] for t in nxt],
+                                     x_observed=[m[t] for t in range(T)], y_observed=[m[t] for t in nxt])
 
 
 def from_static_signal(signal: Any, interval: int = 5, **kwargs: Any) -> SpatioTemporalDataset:
-    """A dataset from a PyG-Temporal ``StaticGraphTemporalSignal`` whose ``features[t]`` are ``[N, F]`` readings."""
+    """A dataset from a PyG-Temporal ``StaticGraphTemporalSignal`` whose ``features[t]`` are ``[N, F]`` readings.
+
+    NaN readings are missing; an ``x_observed`` attribute (one ``[N, F]`` array per step,
+    non-zero = reading, as :func:`to_static_signal` writes) marks further cells as missing.
+    """
     feats = getattr(signal, "features", None)
     if not feats:
         raise ValueError("`signal` has no features (expected a StaticGraphTemporalSignal with one [N, F] array per step)")
@@ -412,8 +457,16 @@ def from_static_signal(signal: Any, interval: int = 5, **kwargs: Any) -> SpatioT
     if len(shapes) != 1:
         raise ValueError(f"`signal.features` must share one shape, got {sorted(shapes)}")
     series = np.stack(arr, axis=0)
+    observed = None
+    if "x_observed" in list(getattr(signal, "additional_feature_keys", [])):
+        observed = np.stack([np.asarray(o) != 0 for o in signal.x_observed], axis=0)
+        if observed.shape != series.shape:
+            raise ValueError(f"`signal.x_observed` must match the features' shape {series.shape}, got {observed.shape}")
     if series.ndim == 2:
         series = series[..., None]
+        observed = None if observed is None else observed[..., None]
+    if observed is not None and "observed" not in kwargs:
+        kwargs["observed"] = torch.from_numpy(observed)
     ew = None if signal.edge_weight is None else np.asarray(signal.edge_weight)
     return SpatioTemporalDataset(torch.from_numpy(series).float(), torch.as_tensor(np.asarray(signal.edge_index)),
                                  None if ew is None else torch.from_numpy(ew).float(), interval_minutes=interval, **kwargs)

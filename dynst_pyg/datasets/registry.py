@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from .aarhus import load_aarhus
 from .core import SpatioTemporalDataset
 from .loaders import (FILES, DataFileMissing, data_root, load_los_loop, load_metr_la, load_pems04,
                       load_pems08, load_pems_bay, sha256sum)
@@ -17,11 +19,12 @@ LOADERS: dict[str, Callable[..., SpatioTemporalDataset]] = {
     "pems-bay": load_pems_bay,
     "pems04": load_pems04,
     "pems08": load_pems08,
+    "aarhus": load_aarhus,
 }
 
 #: What the full-size datasets look like (for rows whose series file is not present).
 KNOWN_SIZES = {"los-loop": (207, 2016), "metr-la": (207, 34272), "pems-bay": (325, 52116),
-               "pems04": (307, 16992), "pems08": (170, 17856)}
+               "pems04": (307, 16992), "pems08": (170, 17856), "aarhus": (449, 17568)}
 
 
 def available_datasets() -> list[str]:
@@ -30,13 +33,25 @@ def available_datasets() -> list[str]:
 
 
 def load_dataset(name: str, root: Optional[str | os.PathLike] = None, **kwargs) -> SpatioTemporalDataset:
-    """Loads a dataset by name; ``"synthetic"`` passes ``kwargs`` to :func:`synthetic_road_network`."""
+    """Loads a dataset by name, passing ``kwargs`` on to its loader.
+
+    ``"synthetic"`` calls :func:`synthetic_road_network` (``root`` is ignored), the others
+    their ``load_*`` function with ``root`` (e.g. ``load_dataset("aarhus",
+    features=("speed", "vehicle_count"))``). A keyword the loader does not take raises a
+    ValueError listing the ones it does.
+    """
     key = name.lower().replace("_", "-")
     if key == "synthetic":
-        return synthetic_road_network(**kwargs)
-    if key not in LOADERS:
+        loader: Callable[..., SpatioTemporalDataset] = synthetic_road_network
+    elif key in LOADERS:
+        loader = LOADERS[key]
+    else:
         raise ValueError(f"unknown dataset {name!r}; expected one of {available_datasets()}")
-    return LOADERS[key](root)
+    accepted = [p for p in inspect.signature(loader).parameters if p != "root"]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(f"dataset {key!r} does not take the option(s) {unknown}; it takes {accepted or 'none'}")
+    return loader(**kwargs) if key == "synthetic" else loader(root, **kwargs)
 
 
 @dataclass

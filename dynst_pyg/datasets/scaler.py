@@ -16,7 +16,7 @@ class StandardScaler:
         std (Tensor): Same shape as ``mean``; zeros are replaced by ones.
 
     Use :meth:`fit` to estimate the statistics from training data. Missing readings
-    (equal to ``null_value``) are left out of the statistics.
+    (NaN, equal to ``null_value`` or not ``observed``) are left out of the statistics.
     """
 
     def __init__(self, mean: Tensor, std: Tensor) -> None:
@@ -36,17 +36,37 @@ class StandardScaler:
         return self.mean.dim() == 2
 
     @classmethod
-    def fit(cls, series: Tensor, null_value: Optional[float] = None, per_node: bool = False) -> "StandardScaler":
-        """Estimates mean and std of ``series [T, N, F]`` (nulls excluded)."""
+    def fit(cls, series: Tensor, null_value: Optional[float] = None, per_node: bool = False,
+            observed: Optional[Tensor] = None) -> "StandardScaler":
+        """Estimates mean and (population) std of ``series [T, N, F]`` over its observed cells.
+
+        Args:
+            series (Tensor): ``[T, N, F]`` training readings; NaN cells are left out.
+            null_value (float, optional): Readings equal to it are left out too (default: :obj:`None`).
+            per_node (bool, optional): One mean and std per sensor and feature (default: :obj:`False`).
+            observed (BoolTensor, optional): ``[T, N, F]``; only :obj:`True` cells count
+                (default: :obj:`None`: all non-NaN cells).
+
+        A feature (or, per sensor, a sensor's feature) without any observed cell gets
+        mean 0 and std 1.
+        """
         if series.dim() != 3:
             raise ValueError(f"`series` must have shape [T, N, F], got {tuple(series.shape)}")
-        valid = torch.ones_like(series, dtype=torch.bool) if null_value is None else series != null_value
+        valid = ~torch.isnan(series)
+        if null_value is not None:
+            valid &= series != null_value
+        if observed is not None:
+            if observed.shape != series.shape or observed.dtype != torch.bool:
+                raise ValueError(f"`observed` must be a bool tensor of shape {tuple(series.shape)}, "
+                                 f"got {observed.dtype} {tuple(observed.shape)}")
+            valid &= observed
         dims = (0,) if per_node else (0, 1)
-        w = valid.to(series.dtype)
+        x = torch.where(valid, series, torch.zeros_like(series)).double()
+        w = valid.double()
         count = w.sum(dim=dims).clamp_min(1.0)
-        mean = (series * w).sum(dim=dims) / count
-        var = (((series - mean) ** 2) * w).sum(dim=dims) / count
-        return cls(mean, var.sqrt())
+        mean = x.sum(dim=dims) / count
+        var = (((x - mean) ** 2) * w).sum(dim=dims) / count
+        return cls(mean.float(), var.sqrt().float())
 
     def _stats(self, features: Optional[Sequence[int]], like: Tensor) -> tuple[Tensor, Tensor]:
         mean, std = self.mean, self.std
