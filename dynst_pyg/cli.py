@@ -107,7 +107,7 @@ def add_prune(sub) -> None:
                        description="Select sensors (DynST or a baseline), fine-tune the backbone on the physical "
                                    "sub-graph, and write mask.json, model.pt, report.md and map.png.",
                        formatter_class=_fmt())
-    p.add_argument("--dataset", default="synthetic", help="synthetic, los-loop, metr-la, pems-bay, pems04, pems08")
+    p.add_argument("--dataset", default="synthetic", help="synthetic, los-loop, aarhus, metr-la, pems-bay, pems04, pems08")
     p.add_argument("--root", default=None, help="data root (default: $DYNST_DATA, else ../shared/data, else datasets/)")
     _add_data(p)
     p.add_argument("--nodes", type=int, default=100, help="sensors of the synthetic dataset")
