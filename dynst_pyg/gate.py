@@ -16,10 +16,11 @@ exponential moving averages over steps ("dynamic merge"):
   ``x``: this is ``|dL/d(g_i a_i)|``, the gradient of the loss with respect to the
   sensor's effective gate, which for an inactive sensor is evaluated at gate ``0``
   (RigL-style regrowth: the sensor whose re-activation would reduce the loss fastest).
-* **marginal value** (optional, when the search uses *paired sensor dropout*): every step
-  the trainer splits the active sensors at random into two halves ``M`` and ``M'`` and
-  runs the same batch through both; for each sensor the loss at its own node with the
-  sensor switched off minus the loss with it on is a paired (same windows), zeroth-order
+* **marginal value** (optional, when the search uses *paired sensor dropout*, see
+  :class:`~dynst_pyg.scoring.PairedDropoutScorer`): every step the same batch runs under
+  two supports that differ only on a random independent *probe set* of active sensors
+  (on in one pass, off in the other); for each probed sensor the loss attributed to it
+  with the sensor off minus the loss with it on is a paired (same windows), zeroth-order
   sample of what removing it costs *after the model has learnt to do without it*.
 
 Saliency and gate magnitude measure how much the model currently *relies* on a sensor;

@@ -185,7 +185,7 @@ class SensorMask:
         TypeError, ValueError: on any invalid argument; the message names it.
     """
 
-    __slots__ = ("_keep", "_num_nodes", "_scores", "_sensor_ids", "_method", "_meta", "_frozen")
+    __slots__ = ("_keep", "_num_nodes", "_scores", "_sensor_ids", "_method", "_meta")
 
     def __init__(
         self,
@@ -211,7 +211,6 @@ class SensorMask:
         object.__setattr__(self, "_sensor_ids", ids)
         object.__setattr__(self, "_method", method)
         object.__setattr__(self, "_meta", m)
-        object.__setattr__(self, "_frozen", True)
 
     # immutability ---------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:

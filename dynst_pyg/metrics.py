@@ -63,9 +63,11 @@ def masked_mae(pred: Tensor, true: Tensor, null_value: Optional[float] = None, r
 
 
 def masked_rmse(pred: Tensor, true: Tensor, null_value: Optional[float] = None, reduction: str = "mean") -> Tensor:
-    """Root mean squared error: per sample ``sqrt(mean squared error)``, then averaged over samples.
+    """Root mean squared error.
 
-    With ``reduction="mean"`` this is the square root of the per-sample-averaged MSE.
+    ``reduction="none"``: per sample, the square root of its MSE over its valid entries.
+    ``reduction="mean"``: the square root of the mean over samples of the per-sample MSE
+    (samples without a valid entry left out) — not the mean of per-sample RMSEs.
     """
     _check(pred, true)
     mask = valid_mask(true, null_value)

@@ -45,9 +45,8 @@ Thresholds: by default (``target_ratio=None``) the threshold is the mean score a
 ``q = s / r``, and a fraction ``r`` of the windows under it is skipped; ``r`` defaults
 to ``s ** 0.75`` and must be ``>= s``. (``r = sqrt(s)`` puts weights ``1 / (1 - r)`` of 4-9 on
 the kept low-score windows at ``s ~ 0.6``; with an L1 forecasting loss a learned window's
-gradient does not shrink with its loss, so those weights mostly add variance: on Los-loop,
-30 epochs, skip 0.5, seed 0, ST-Prune's MAE went from +4.9 % to +2.8 % of full data with
-``s ** 0.75``, InfoBatch's from +3.7 % to +2.5 %.) Because epoch 0 and the annealing
+gradient does not shrink with its loss, so large weights mostly add variance; the
+measurements behind the default are in ``benchmarks/README.md``.) Because epoch 0 and the annealing
 epochs prune nothing, an *overall* skip fraction over all ``E`` epochs needs a larger
 per-epoch fraction: :func:`epoch_skip_ratio` does that conversion
 (``s_epoch = s_overall * E / (ceil(delta * E) - 1)``).
@@ -84,9 +83,11 @@ Example (a plain training loop)::
             optimizer.step()
             sampler.update(idx, loss_per_sample.detach())
 
-The samplers also plug into :class:`torch.utils.data.DataLoader` (``sampler=...``)
-as long as the dataset returns each window's index with the item, so the loop can
-look up ``weight_of(idx)`` and call ``update(idx, ...)``. Call ``set_epoch`` before
+:class:`~dynst_pyg.datasets.WindowDataset` items do not carry their window index, so
+with a plain :class:`torch.utils.data.DataLoader` (``sampler=...``) the loop could not
+look up ``weight_of(idx)`` or call ``update(idx, ...)``: use :func:`iter_batches` and
+``WindowDataset.batch`` as above, or a dataset that returns ``(index, item)``. The
+package's own loop, :class:`~dynst_pyg.engine.EpochEngine`, does the former. Call ``set_epoch`` before
 each epoch (as with ``DistributedSampler``); the kept set is fixed at that call, so
 ``update`` during an epoch affects the next one.
 """
@@ -730,8 +731,8 @@ class STPrune(PruningSampler):
         num_bins (int, optional): Number of stationarity bins. (default: ``4``)
         stationarity_strength (float, optional): How much more stationary bins are
             pruned, in ``[0, 1)`` (0 = same ratio in every bin). Larger values raise the
-            weights of the kept stationary windows; on Los-loop (30 epochs, skip 0.5, seed 0)
-            0.5 / 0.2 / 0 gave +2.8 / +2.5 / +2.1 % MAE vs full data. (default: ``0.2``)
+            weights of the kept stationary windows (measurements: ``benchmarks/README.md``).
+            (default: ``0.2``)
         **kwargs: :class:`PruningSampler` arguments (``prune_ratio``, ``target_ratio``,
             ``delta``, ``seed``, ``shuffle``, ``num_replicas``, ``rank``, ...).
     """
