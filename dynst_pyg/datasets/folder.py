@@ -16,7 +16,8 @@ The folder holds
 * ``locations.csv`` (optional): ``sensor_id,lat,lon`` in WGS84 degrees, one row per sensor.
 * ``dataset.json`` (optional): ``{"name": ..., "interval_minutes": ..., "null_value": ...,
   "time_column": ...}``, all optional. ``null_value`` is the number that marks a missing
-  reading (empty cells are stored as it; without it a missing reading is an error).
+  reading in the files besides empty cells / NaN (e.g. ``0`` in METR-LA-style data); every
+  missing reading ends up NaN in the series and False in ``dataset.observed``.
   ``interval_minutes`` is checked against date-time stamps, and needed for step numbers
   (default ``5``).
 
@@ -265,20 +266,12 @@ def _read_npz(path: Path, null_value: Optional[float]) -> Tuple[np.ndarray, List
 
 def _check_values(path: Path, values: np.ndarray, columns: Sequence[str], null_value: Optional[float],
                   where: Any) -> None:
-    """Rejects infinities; fills missing readings (NaN) with ``null_value`` in place, or rejects them."""
+    """Rejects infinities; missing readings (NaN) stay NaN, the dataset's observation mask marks them."""
     inf = np.isinf(values)
     if inf.any():
         i, j = (int(v) for v in np.argwhere(inf)[0])
         raise FolderFormatError(f"{path}: {where(i)}, column {columns[j]!r}: infinite reading; expected a "
                                 "finite number")
-    missing = np.isnan(values)
-    if missing.any():
-        if null_value is None:
-            i, j = (int(v) for v in np.argwhere(missing)[0])
-            raise FolderFormatError(f"{path}: {where(i)}, column {columns[j]!r}: missing reading; set "
-                                    "\"null_value\" in dataset.json to the number that marks missing readings "
-                                    "(e.g. 0) to keep them")
-        values[missing] = null_value
 
 
 def _interval(path: Path, times: Sequence[Any],
