@@ -19,7 +19,9 @@ conversion in front of a model's ``forward`` and turns the dense forecast
 
     loader = DataLoader([DynSTMask(mask)(w) for w in windows], batch_size=64)
     for batch in loader:
-        loss = F.l1_loss(model(batch), batch.y)
+        # x is normalised, y holds raw readings (NaN where missing): compare on the raw scale
+        pred = scaler.inverse_transform(model(batch))
+        loss = masked_mae(pred, batch.y)
 """
 
 from __future__ import annotations
