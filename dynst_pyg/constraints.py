@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["SelectionConstraints", "GreedySelection", "constrained_top_k", "top_k_mask",
+__all__ = ["SelectionConstraints", "GreedySelection", "constrained_top_k", "merge_protected", "top_k_mask",
            "CONSTRAINTS_FORMAT_VERSION"]
 
 #: Version of the layout written by :meth:`SelectionConstraints.to_dict`.
@@ -948,3 +948,22 @@ def constrained_top_k(
     v = s - min(0.0, float(s.min()))
     totals = [float(v[w._kept].sum()) for w in walks]
     return walks[1].kept if totals[1] > totals[0] * (1 + 1e-12) + 1e-15 else walks[0].kept
+
+
+def merge_protected(constraints: Optional[SelectionConstraints],
+                    protected: Optional[Sequence[int]] = None) -> Optional[SelectionConstraints]:
+    """``constraints`` with the sensors ``protected`` added to its protected set.
+
+    The shortcut ``protected=[...]`` of schedules and selectors becomes part of the one
+    constraint object they obey (a new object; :obj:`None` stays :obj:`None` when nothing is protected).
+
+    Args:
+        constraints (SelectionConstraints, optional): The constraints (default: none).
+        protected (sequence of int, optional): Sensor indices always kept (default: none).
+    """
+    if constraints is not None and not isinstance(constraints, SelectionConstraints):
+        raise TypeError(f"`constraints` must be SelectionConstraints, got {type(constraints).__name__}")
+    if protected is None or len(protected) == 0:
+        return constraints
+    base = constraints if constraints is not None else SelectionConstraints()
+    return base.replace(protected=sorted(set(base.protected) | {int(p) for p in protected}))

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from .datasets.core import SpatioTemporalDataset
 from .datasets.windows import ForecastSplits
-from .constraints import GreedySelection, SelectionConstraints, constrained_top_k
+from .constraints import GreedySelection, SelectionConstraints, constrained_top_k, merge_protected
 from .mask import SensorMask
 from .schedules import num_to_keep
 
@@ -79,11 +79,7 @@ class Selector:
     def __init__(self, sparsity: Optional[float] = None, budget: Optional[int] = None,
                  protected: Optional[Sequence[int]] = None,
                  constraints: Optional[SelectionConstraints] = None) -> None:
-        if constraints is not None and not isinstance(constraints, SelectionConstraints):
-            raise TypeError(f"`constraints` must be SelectionConstraints, got {type(constraints).__name__}")
-        if protected is not None and len(protected) > 0:
-            base = constraints if constraints is not None else SelectionConstraints()
-            constraints = base.replace(protected=sorted(set(base.protected) | {int(p) for p in protected}))
+        constraints = merge_protected(constraints, protected)
         cost_only = constraints is not None and constraints.cost_budget is not None
         if (sparsity is None) == (budget is None) and not (cost_only and sparsity is None):
             raise ValueError("give exactly one of `sparsity` and `budget` (or neither, with a `cost_budget` "

@@ -29,7 +29,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from .constraints import SelectionConstraints, constrained_top_k, top_k_mask
+from .constraints import SelectionConstraints, constrained_top_k, merge_protected, top_k_mask
 
 __all__ = ["num_to_keep", "top_k_mask", "constrained_top_k", "Schedule", "OneShot", "Iterative", "DropRegrow",
            "make_schedule"]
@@ -68,11 +68,7 @@ class Schedule:
     def __init__(self, sparsity: Optional[float] = None, budget: Optional[int] = None,
                  protected: Optional[Sequence[int]] = None,
                  constraints: Optional[SelectionConstraints] = None) -> None:
-        if constraints is not None and not isinstance(constraints, SelectionConstraints):
-            raise TypeError(f"`constraints` must be SelectionConstraints, got {type(constraints).__name__}")
-        if protected is not None and len(protected) > 0:
-            base = constraints if constraints is not None else SelectionConstraints()
-            constraints = base.replace(protected=sorted(set(base.protected) | {int(p) for p in protected}))
+        constraints = merge_protected(constraints, protected)
         if sparsity is not None and budget is not None:
             raise ValueError("give exactly one of `sparsity` and `budget`")
         if sparsity is None and budget is None and (constraints is None or constraints.cost_budget is None):
