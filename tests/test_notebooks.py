@@ -1,6 +1,6 @@
 """The notebooks run top to bottom (nbclient, small settings) and write their figures.
 
-Both notebooks read ``DYNST_NB_FAST=1`` (tiny epochs, few batches) and write figures to
+The notebooks read ``DYNST_NB_FAST=1`` (tiny epochs, few batches) and write figures to
 ``DYNST_NB_FIGURES``; the kernel is this interpreter (``sys.executable``) through a kernel
 spec written to a temporary folder, so the test never depends on globally installed
 kernels.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
-NOTEBOOKS = ("quickstart.ipynb", "pruned_sensor_maps.ipynb")
+NOTEBOOKS = ("quickstart.ipynb", "pruned_sensor_maps.ipynb", "aarhus_sensor_map.ipynb")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MAX_COMMITTED_BYTES = 600_000  # the embedded figures use a modest inline dpi
 CELL_TIMEOUT_S = 600  # per cell; a fast run takes seconds, but the CI machine may be shared
@@ -172,3 +173,28 @@ def test_pruned_sensor_maps_runs_and_writes_figures(tmp_path, monkeypatch, los_l
     assert mask.num_kept == los_loop.num_nodes - int(0.5 * los_loop.num_nodes)
     assert mask.scores is not None and mask.sensor_ids == list(los_loop.sensor_id)
     assert "Jaccard overlap" in _text_outputs(nb)
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_aarhus_sensor_map_runs_and_writes_figures(tmp_path, monkeypatch):
+    from conftest import require_data
+
+    require_data("aarhus/aarhus_traffic_aug_sep_2014.tar.gz")
+    require_data("aarhus/trafficMetaData.csv")
+    nb = _run_notebook("aarhus_sensor_map.ipynb", tmp_path, monkeypatch)
+    text = _text_outputs(nb)
+    figures = tmp_path / "figures"
+    _assert_pngs(figures, ["aarhus_observed.png", "aarhus_dynst_vs_qr.png"])
+    # fast mode: the first two weeks, minus the segments without a reading in their training part
+    dropped = re.search(r"FAST: first 4032 steps, (\d+) segment\(s\) without training readings dropped", text)
+    assert dropped, "the fast run did not slice the dataset to two weeks"
+    n = 449 - int(dropped.group(1))
+    assert f"4032 steps x {n} segments x 1 feature (speed)" in text and "observed share:" in text
+    from dynst_pyg.mask import SensorMask
+
+    # the DynST mask was produced in the notebook itself and saved next to the figures
+    mask = SensorMask.load(figures / "aarhus_dynst_mask.json")
+    assert mask.num_nodes == n and mask.num_kept == n - int(0.5 * n) and mask.method == "dynst-oneshot"
+    assert mask.scores is not None
+    assert "Jaccard overlap of the kept sets" in text and "pivoted QR: kept" in text
