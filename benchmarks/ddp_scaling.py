@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -48,6 +49,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--search-epochs", type=int, default=2)
     p.add_argument("--finetune-epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=32, help="global batch (split over the processes)")
+    p.add_argument("--max-batches", type=int, default=None, help="cap on steps per epoch (shorter timing runs)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="1-process and P-process runs alternate this many times; seconds are medians")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--device", default="cpu", help="cpu or cuda (one GPU per rank)")
     p.add_argument("--seed", type=int, default=0)
@@ -60,7 +64,7 @@ def _run(args: argparse.Namespace, device: str) -> Dict[str, Any]:
     cfg = DynSTConfig(sparsity=0.4, schedule="iterative", schedule_kwargs={"rounds": 4},
                       warmup_epochs=args.warmup_epochs, search_epochs=args.search_epochs,
                       finetune_epochs=args.finetune_epochs, batch_size=args.batch_size, progress=False,
-                      seed=args.seed, device=device)
+                      seed=args.seed, device=device, max_batches=args.max_batches)
     tr = DynSTTrainer(lambda: GraphWaveNet(args.nodes, profile="small"), ds.prepare(), cfg)
     times = {}
     t = time.perf_counter(); tr.warmup(); times["warmup"] = time.perf_counter() - t
@@ -89,19 +93,25 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
     device = resolve_device(args.device)
     torch.set_num_threads(args.threads * args.nproc if device.type == "cpu" else args.threads)
-    t = time.perf_counter()
-    one = _run(args, str(device))
-    one_wall = time.perf_counter() - t
-    with tempfile.TemporaryDirectory() as tmp:
+    ones, pars, walls = [], [], {"single": [], "parallel": []}
+    for _ in range(args.repeats):   # alternate, so that a change of load on a shared machine hits both
         t = time.perf_counter()
-        mp.spawn(_worker, args=(args.nproc, os.path.join(tmp, "init"), tmp, args), nprocs=args.nproc, join=True)
-        par_wall = time.perf_counter() - t
-        ranks = [torch.load(os.path.join(tmp, f"rank{r}.pt"), weights_only=False) for r in range(args.nproc)]
+        ones.append(_run(args, str(device)))
+        walls["single"].append(time.perf_counter() - t)
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            mp.spawn(_worker, args=(args.nproc, os.path.join(tmp, "init"), tmp, args), nprocs=args.nproc,
+                     join=True)
+            walls["parallel"].append(time.perf_counter() - t)
+            pars.append([torch.load(os.path.join(tmp, f"rank{r}.pt"), weights_only=False)
+                         for r in range(args.nproc)])
+    one, ranks = ones[0], pars[0]
+    one_wall, par_wall = statistics.median(walls["single"]), statistics.median(walls["parallel"])
     epochs = {"warmup": args.warmup_epochs, "search": args.search_epochs, "finetune": args.finetune_epochs}
     rows = []
     for phase, e in epochs.items():
-        s1 = one["seconds"][phase] / max(1, e)
-        sp = ranks[0]["seconds"][phase] / max(1, e)
+        s1 = statistics.median(o["seconds"][phase] for o in ones) / max(1, e)
+        sp = statistics.median(r[0]["seconds"][phase] for r in pars) / max(1, e)
         rows.append({"phase": phase, "s_per_epoch_1": s1, f"s_per_epoch_{args.nproc}": sp, "speedup": s1 / sp})
     print(f"device {device}, 1 process x {args.threads * args.nproc if device.type == 'cpu' else args.threads} "
           f"thread(s) vs {args.nproc} processes x {args.threads}; global batch {args.batch_size}; "
@@ -113,9 +123,12 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     print(f"masks: ranks agree {same_ranks}; parallel == single {ranks[0]['keep'] == one['keep']}; planted pruned "
           f"{one['planted_pruned']}/{one['planted']} (1 process), {ranks[0]['planted_pruned']}/{ranks[0]['planted']} "
           f"({args.nproc} processes); test MAE {one['test_mae']:.3f} vs {ranks[0]['test_mae']:.3f}")
-    print(f"wall: 1 process {one_wall:.1f} s, {args.nproc} processes {par_wall:.1f} s (incl. process start)")
+    print(f"wall (median of {args.repeats}): 1 process {one_wall:.1f} s, {args.nproc} processes {par_wall:.1f} s "
+          f"(incl. process start)")
     result = {"device": str(device), "threads_per_process": args.threads, "nproc": args.nproc,
-              "budget": {**epochs, "batch_size": args.batch_size, "nodes": args.nodes, "steps": args.steps},
+              "budget": {**epochs, "batch_size": args.batch_size, "max_batches": args.max_batches,
+                         "nodes": args.nodes, "steps": args.steps, "repeats": args.repeats},
+              "walls": walls,
               "rows": rows, "single": one, "ranks": ranks, "ranks_agree": same_ranks,
               "parallel_equals_single": ranks[0]["keep"] == one["keep"], "wall_single": one_wall,
               "wall_parallel": par_wall}
