@@ -164,6 +164,7 @@ class DynSTTrainer:
         self._dense_state: Optional[dict] = None
         self._search_state: Optional[dict] = None
         self._search_mask: Optional[SensorMask] = None
+        self._search_key: Optional[str] = None  # which schedule the search state belongs to
 
     # ------------------------------------------------------------------ building blocks
     @property
@@ -272,6 +273,7 @@ class DynSTTrainer:
             "samples_seen": self.samples_seen, "dense_state": self._dense_state,
             "search_state": self._search_state,
             "search_mask": None if self._search_mask is None else self._search_mask.to_dict(),
+            "search_key": self._search_key,
             "mask": None if mask is None else mask.to_dict()})
 
     def _restore_run(self, ck: dict) -> None:
@@ -279,6 +281,7 @@ class DynSTTrainer:
         self._dense_state = ck["dense_state"]
         self._search_state = ck["search_state"]
         self._search_mask = None if ck["search_mask"] is None else SensorMask.from_dict(ck["search_mask"])
+        self._search_key = ck["search_key"]
         self.history, self.samples_seen = list(ck["history"]), int(ck["samples_seen"])
 
     def _resume(self, ck: Optional[dict], phase: str, model: nn.Module, opt: torch.optim.Optimizer, sampler,
@@ -379,12 +382,14 @@ class DynSTTrainer:
         """Warm-up (if not done) and mask search; returns the selected :class:`SensorMask`."""
         c = self.config
         schedule = schedule or self.make_schedule()
-        if self._search_mask is not None:
-            return self._search_mask
+        key = _schedule_key(schedule)
         ck = self.checkpoints.load()
+        if ck is not None and ck["search_key"] not in (None, key):
+            ck = None  # the checkpoint holds another schedule's search: this one starts from the dense state
         if ck is not None and ck["search_mask"] is not None:
             self._restore_run(ck)
             return self._search_mask
+        self._search_key, self._search_mask, self._search_state = key, None, None
         model = self.full_model(self.warmup())
         gate = model.gate
         gate.gate.requires_grad_(True)
@@ -555,6 +560,11 @@ class DynSTTrainer:
         res = self.finetune(SensorMask.from_bool(torch.ones(self.N, dtype=torch.bool), method="dense"),
                             start="dense", checkpoint=False)
         return res.val_metrics if split == "val" else res.test_metrics
+
+
+def _schedule_key(schedule: Schedule) -> str:
+    """Everything that defines a schedule (its class and every setting), as a string."""
+    return f"{type(schedule).__name__}({sorted((k, repr(v)) for k, v in vars(schedule).items())})"
 
 
 def _horizons(t_out: int) -> tuple:

@@ -230,3 +230,17 @@ def test_search_obeys_selection_constraints(tiny, schedule):
     assert cons.is_satisfied(keep) and bool(keep[23])
     assert sum(costs[i] for i in mask.keep.tolist()) <= 20.0 and sum(keep[:6].tolist()) >= 2
     assert mask.constraints is not None and mask.kept_cost <= 20.0
+
+
+def test_each_search_runs_its_own_schedule(tiny, tmp_path):
+    """search(schedule) searches again for another schedule (sharing the dense warm-up), also from a checkpoint."""
+    from dynst_pyg.schedules import OneShot
+
+    tr = DynSTTrainer(factory(24), tiny, quick_cfg(checkpoint_dir=str(tmp_path)))
+    a = tr.search(OneShot(sparsity=0.5))
+    b = tr.search(OneShot(sparsity=0.75))
+    assert a.num_kept == 12 and b.num_kept == 6
+    assert tr.finetune(b).model.keep.numel() == 6                         # the fine-tune follows the latest search
+    again = DynSTTrainer(factory(24), tiny, quick_cfg(checkpoint_dir=str(tmp_path)))
+    assert again.search(OneShot(sparsity=0.75)) == b                        # resumed from the checkpoint
+    assert again.search(OneShot(sparsity=0.5)) == a                         # searched again, same result
