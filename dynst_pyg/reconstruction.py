@@ -105,7 +105,8 @@ def _eliminate(g: Tensor, m: Tensor, lam: float) -> tuple[Tensor, Tensor]:
     Rank-one downdates go through preallocated buffers, and once a fifth of the rows have left
     since the last compaction, the removed rows and columns (all zero but for ``G^{-1}``'s unit
     diagonal) are dropped from both matrices. Every remaining entry sees the same floating-point
-    operations as without either, so the order is the same, about 2.4x faster.
+    operations as without either, so the order is the same; the compaction cuts the work to about
+    ``K^3 / 2.4`` and the buffers avoid allocating ``K x K`` temporaries at every step.
     """
     k = g.size(0)
     gi = torch.linalg.inv(g + lam * torch.eye(k, dtype=torch.float64))
@@ -300,8 +301,15 @@ class ReconstructionValue:
     + u^3))`` and memory ``O(T N F + N / m * u^2)`` (the region moments are kept), both linear in
     ``N`` for fixed ``m``; the partition costs ``O((N + E) log(N / m))``.
 
-    ``method="auto"`` is ``"exact"`` up to ``exact_max_nodes`` sensors and ``"local"`` above
-    (which needs ``edge_index``: without a graph it raises instead of skipping the value).
+    ``method="auto"`` is ``"exact"`` when ``N <= exact_max_nodes`` *and* ``N <= T' / 4``, and
+    ``"local"`` otherwise (which needs ``edge_index``: without a graph it raises instead of
+    skipping the value, and below ``exact_max_nodes`` it falls back to ``"exact"`` with a
+    warning). The second condition is statistical, not about cost: with ``K`` predictors and
+    only ``T'`` regression rows (training steps minus the largest horizon), the in-sample
+    reconstruction is nearly perfect for *any* large enough set once ``K`` approaches ``T'``,
+    so the early eliminations of the exact method become noise, while regions of a few hundred
+    sensors stay well posed. For the same reason the default cluster size is
+    ``min(256, T' / 6)``, which keeps regions near ``T' / 4`` sensors.
 
     Args:
         series (Tensor): Normalised training series ``[T, N, F]`` (or ``[T, N]``); training
@@ -314,11 +322,12 @@ class ReconstructionValue:
         edge_index (Tensor, optional): ``[2, E]`` sensor graph, needed by ``"local"``
             (default: :obj:`None`).
         method (str, optional): ``"auto"``, ``"exact"`` or ``"local"`` (default: ``"auto"``).
-        cluster_size (int, optional): Largest cluster ``m`` for ``"local"`` (default: ``256``).
+        cluster_size (int, optional): Largest cluster ``m`` for ``"local"`` (default:
+            :obj:`None`, ``max(8, min(256, T' // 6))``).
         halo (int, optional): Graph hops added around each cluster for ``"local"``
             (default: ``2``).
         exact_max_nodes (int, optional): Largest ``N`` for which ``"auto"`` picks ``"exact"``
-            (default: ``2000``).
+            (default: ``1000``).
 
     Example:
         >>> value = ReconstructionValue(series, valid, horizons=(1, 3), edge_index=ei)
@@ -326,25 +335,31 @@ class ReconstructionValue:
     """
 
     METHODS = ("auto", "exact", "local")
+    #: regression rows per sensor below which the exact elimination over all sensors overfits
+    ROWS_PER_SENSOR = 4
 
     def __init__(self, series: Tensor, valid: Optional[Tensor] = None, horizons: Sequence[int] = (0,),
                  ridge: float = 1e-3, edge_index: Optional[Tensor] = None, *, method: str = "auto",
-                 cluster_size: int = 256, halo: int = 2, exact_max_nodes: int = 2000) -> None:
+                 cluster_size: Optional[int] = None, halo: int = 2, exact_max_nodes: int = 1000) -> None:
         if method not in self.METHODS:
             raise ValueError(f"`method` must be one of {self.METHODS}, got {method!r}")
         if not isinstance(ridge, (int, float)) or isinstance(ridge, bool) or not ridge > 0:
             raise ValueError(f"`ridge` must be a positive number, got {ridge!r}")
-        for name, val, lo in (("cluster_size", cluster_size, 1), ("halo", halo, 0),
+        for name, val, lo in (("cluster_size", 1 if cluster_size is None else cluster_size, 1), ("halo", halo, 0),
                               ("exact_max_nodes", exact_max_nodes, 1)):
             if isinstance(val, bool) or not isinstance(val, int) or val < lo:
                 raise ValueError(f"`{name}` must be an int >= {lo}, got {val!r}")
         with torch.no_grad():
             xc, hs = _centred(series, valid, horizons)
         n = xc.size(1)
+        rows = xc.size(0) - hs[-1]
         if edge_index is not None:
             check_graph(edge_index, None, n)
+        if cluster_size is None:
+            cluster_size = max(8, min(256, rows // 6))
+        well_posed = n * self.ROWS_PER_SENSOR <= rows
         if method == "auto":
-            if n <= exact_max_nodes:
+            if n <= exact_max_nodes and (well_posed or edge_index is None):
                 method = "exact"
             elif edge_index is None:
                 raise ValueError(f"the series has {n} sensors, more than `exact_max_nodes`={exact_max_nodes}: pass "
@@ -354,11 +369,16 @@ class ReconstructionValue:
                 method = "local"
         if method == "local" and edge_index is None:
             raise ValueError("method='local' needs the sensor graph: pass `edge_index` [2, E]")
-        if method == "exact" and n > exact_max_nodes:
-            warnings.warn(f"exact reconstruction value on {n} sensors: O(N^3) time per active set and "
-                          f"~{6 * 8 * n * n / 1e9:.1f} GB of dense moments; method='local' is linear in N",
-                          stacklevel=2)
+        if method == "exact" and (n > exact_max_nodes or not well_posed):
+            cost = (f"O(N^3) time per active set and ~{6 * 8 * n * n / 1e9:.1f} GB of dense moments"
+                    if n > exact_max_nodes else "")
+            fit = (f"{n} sensors for {rows} regression rows (fewer than {self.ROWS_PER_SENSOR} per sensor) overfit "
+                   f"the exact elimination" if not well_posed else "")
+            warnings.warn(f"exact reconstruction value on {n} sensors: " + "; ".join(x for x in (cost, fit) if x)
+                          + "; method='local' with `edge_index` avoids this", stacklevel=2)
         self.num_nodes = n
+        #: regression rows ``T'`` (training steps minus the largest horizon)
+        self.num_rows = rows
         self.horizons = tuple(hs)
         self.ridge = float(ridge)
         self.method = method
