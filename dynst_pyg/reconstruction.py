@@ -200,20 +200,32 @@ def _adjacency(edge_index: Tensor, num_nodes: int) -> sp.csr_matrix:
 
 
 def _bfs_order(adj: sp.csr_matrix) -> np.ndarray:
-    """All nodes of ``adj`` in breadth-first order from a pseudo-peripheral node of the component
-    of node 0 (the last node of a first BFS from 0), unreachable nodes appended in index order."""
-    first = csgraph.breadth_first_order(adj, 0, directed=False, return_predecessors=False)
-    order = csgraph.breadth_first_order(adj, int(first[-1]), directed=False, return_predecessors=False)
-    seen = np.zeros(adj.shape[0], dtype=bool)
-    seen[order] = True
-    return np.concatenate([order, np.flatnonzero(~seen)])
+    """All nodes of ``adj``, one connected component after another (largest first), each in
+    breadth-first order from a pseudo-peripheral node (the last node of a first BFS)."""
+    ncomp, labels = csgraph.connected_components(adj, directed=False)
+    if ncomp == 1:
+        groups = [np.arange(adj.shape[0])]
+    else:
+        by_label = np.argsort(labels, kind="stable")
+        groups = np.split(by_label, np.cumsum(np.bincount(labels, minlength=ncomp))[:-1])
+        groups.sort(key=lambda g: (-g.size, int(g[0])))
+    out = []
+    for nodes in groups:
+        if nodes.size <= 2:
+            out.append(nodes)
+            continue
+        sub = adj[nodes][:, nodes]
+        first = csgraph.breadth_first_order(sub, 0, directed=False, return_predecessors=False)
+        out.append(nodes[csgraph.breadth_first_order(sub, int(first[-1]), directed=False, return_predecessors=False)])
+    return np.concatenate(out)
 
 
 def graph_clusters(edge_index: Tensor, num_nodes: int, max_size: int) -> List[Tensor]:
     """Partition of a graph's nodes into clusters of at most ``max_size`` nodes (recursive BFS bisection).
 
     A set larger than ``max_size`` is split in two at the middle of its breadth-first order
-    from a pseudo-peripheral node (near nodes / far nodes, so both halves stay compact), with
+    from a pseudo-peripheral node (near nodes / far nodes, so both halves stay compact; a
+    disconnected set is ordered one component after another, largest first), with
     the cut placed so that each half holds a whole share of the ``ceil(n / max_size)``
     clusters it will become; the halves are split again until they fit. Edge direction and
     weights are ignored; no coordinates are needed. Cost: ``O((N + E) log(N / max_size))``.
