@@ -17,9 +17,10 @@ and times ``trainer.warmup()``, ``trainer.search()`` and ``trainer.finetune(mask
   128, no gradients) and ``served_val_s`` / ``served_test_s`` of the served model
   (``result.model`` over the sub-graph's val / test windows);
 * ``*_per_batch_s``: ``(phase seconds - its evaluation passes) / training batches``, with the
-  evaluation passes of today's trainer: one validation per epoch in warm-up and search, one per
-  epoch plus a final validation and test in the fine-tune (``EVAL_PASSES`` below; change it if
-  the trainer's evaluation schedule changes);
+  evaluation passes of today's trainer: one validation per epoch in warm-up and search (on at
+  most ``--val-max-windows`` windows, passed as ``DynSTConfig(val_max_windows=...)``), one per
+  epoch plus a final full validation and test in the fine-tune (``EVAL_PASSES`` below; change
+  it if the trainer's evaluation schedule changes);
 * ``peak_rss_gb``: the process's peak resident memory (``VmHWM`` of ``/proc/self/status``,
   reset before each phase where the kernel allows, so each phase has its own peak; the overall
   peak is the first read before any reset); ``cuda_max_gb``: ``torch.cuda.max_memory_allocated``
@@ -67,7 +68,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 #: evaluation passes inside each phase of today's trainer (see the module docstring)
-EVAL_PASSES = {"warmup": ("val",), "search": ("val",), "finetune": ("served_val", "served_val", "served_test")}
+EVAL_PASSES = {"warmup": ("val_epoch",), "search": ("val_epoch",),
+               "finetune": ("served_val_epoch", "served_val", "served_test")}
 
 COSTS = ("warmup_per_batch_s", "search_per_batch_s", "finetune_per_batch_s", "val_s", "peak_rss_gb", "cuda_max_gb")
 
@@ -136,6 +138,10 @@ def _config(args, **over):
               max_batches=args.max_batches, batch_size=args.batch_size, progress=False, seed=args.seed)
     kw.update(over)
     names = {f.name for f in dataclasses.fields(DynSTConfig)}
+    if args.val_max_windows is not None:
+        if "val_max_windows" not in names:
+            raise SystemExit("--val-max-windows: this dynst_pyg version's DynSTConfig has no `val_max_windows` field")
+        kw["val_max_windows"] = args.val_max_windows
     if "device" in names:
         kw["device"] = args.device
     elif args.device not in ("auto", "cpu"):
@@ -167,12 +173,13 @@ def _factory(n: int, splits):
                                 t_in=splits.t_in, t_out=splits.t_out, profile="small")
 
 
-def forward_pass(fn, windows, device, batch: int = 128) -> None:
-    """One evaluation pass: ``fn`` on every window of ``windows`` in batches (no gradients)."""
+def forward_pass(fn, windows, device, limit: Optional[int] = None, batch: int = 128) -> None:
+    """One evaluation pass: ``fn`` on the windows of ``windows`` (the first ``limit``) in batches, no gradients."""
     import torch
 
+    n = len(windows) if limit is None else min(limit, len(windows))
     with torch.no_grad():
-        for idx in torch.arange(len(windows)).split(batch):
+        for idx in torch.arange(n).split(batch):
             x, _ = windows.batch(idx)
             fn(x.to(device))
 
@@ -192,20 +199,32 @@ def child_scale(n: int, args) -> dict:
     ph.run("warmup", trainer.warmup)
     dense = _factory(n, splits)().to(device).eval()
     ei, ew = splits.edge_index.to(device), splits.edge_weight.to(device)
+    cap = args.val_max_windows
     ph.run("val", lambda: forward_pass(lambda x: dense(x, ei, ew), splits.val, device))
+    if cap is None:
+        ph.results["val_epoch"] = ph.results["val"]
+    else:
+        ph.run("val_epoch", lambda: forward_pass(lambda x: dense(x, ei, ew), splits.val, device, cap))
     del dense
     mask = ph.run("search", trainer.search)
     res = ph.run("finetune", lambda: trainer.finetune(mask))
     served = res.model.eval()
     served_device = next(served.parameters()).device
-    ph.run("served_val", lambda: forward_pass(served, res.sub_splits.val, served_device))
-    ph.run("served_test", lambda: forward_pass(served, res.sub_splits.test, served_device))
+    sub = res.sub_splits
+    ph.run("served_val", lambda: forward_pass(served, sub.val, served_device))
+    ph.run("served_test", lambda: forward_pass(served, sub.test, served_device))
+    if cap is None:
+        ph.results["served_val_epoch"] = ph.results["served_val"]
+    else:
+        ph.run("served_val_epoch", lambda: forward_pass(served, sub.val, served_device, cap))
     dense_ms, pruned_ms, speedup = ph.run(
         "speedup", lambda: trainer.served_speedup(res.model, mask, batch=args.speedup_batch, repeats=3, warmup=1))
     r = ph.results
     per_epoch = min(args.max_batches, math.ceil(len(splits.train) / args.batch_size))
     batches = {p: per_epoch * getattr(config, f"{p}_epochs") for p in ("warmup", "search", "finetune")}
+    rv = trainer.reconstruction() if hasattr(trainer, "reconstruction") and trainer.uses_reconstruction else None
     out = {"N": n, "edges": int(splits.edge_index.size(1)), "train_windows": len(splits.train),
+           "recon_method": None if rv is None else rv.method,
            "val_windows": len(splits.val), "test_windows": len(splits.test), "train_steps": splits.train_steps,
            "device": device, "kept": mask.num_kept, "val_mae": res.val_metrics["mae"],
            "dense_ms": dense_ms, "pruned_ms": pruned_ms, "speedup": speedup, "phases": r,
@@ -381,6 +400,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--speedup-batch", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-max-windows", type=int, default=None,
+                   help="passed as DynSTConfig(val_max_windows=...): validate each epoch on at most this many windows")
     p.add_argument("--timeout", type=float, default=None, help="seconds per size (default: none)")
     p.add_argument("--planted", action="store_true", help="planted-recovery mode instead of the scale sweep")
     p.add_argument("--planted-nodes", type=int, nargs="+", default=[2000])
@@ -403,7 +424,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                         "--max-batches", str(args.max_batches), "--batch-size", str(args.batch_size),
                         "--speedup-batch", str(args.speedup_batch), "--seed", str(args.seed),
                         "--planted-sparsity", str(args.planted_sparsity), "--exact-max", str(args.exact_max),
-                        "--out", args.out]
+                        "--out", args.out] + ([] if args.val_max_windows is None else
+                                              ["--val-max-windows", str(args.val_max_windows)])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     kind = "planted" if args.planted else "scale"
@@ -421,7 +443,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             "budget": {"sparsity": args.planted_sparsity if args.planted else 0.5, "schedule": "oneshot",
                        "target": "all", "warmup_epochs": 1, "search_epochs": 1, "finetune_epochs": 1,
                        "max_batches": args.max_batches, "batch_size": args.batch_size, "steps": args.steps,
-                       "profile": "small", "speedup_batch": args.speedup_batch}}
+                       "profile": "small", "speedup_batch": args.speedup_batch,
+                       "val_max_windows": args.val_max_windows}}
     if args.planted:
         table = print_planted_table(rows)
         result = {**meta, "rows": rows, "table": table}
