@@ -7,23 +7,20 @@ one fresh subprocess runs the public trainer API with a fixed small budget::
     DynSTTrainer(lambda: GraphWaveNet(N, profile="small"), splits,
                  DynSTConfig(sparsity=0.5, schedule="oneshot", target="all", warmup_epochs=1,
                              search_epochs=1, finetune_epochs=1, max_batches=3, batch_size=16,
-                             progress=False, device=...))
+                             progress=False, device=..., val_max_windows=...))
 
 and times ``trainer.warmup()``, ``trainer.search()`` and ``trainer.finetune(mask)``. Reported per size:
 
 * ``*_s``: wall seconds of each phase as a user pays it (set-up included: the search's
   reconstruction value, the fine-tune's sub-graph windows and ridge lift fit);
-* ``val_s``: one validation pass of the dense backbone (forward over every val window, batch
-  128, no gradients) and ``served_val_s`` / ``served_test_s`` of the served model
-  (``result.model`` over the sub-graph's val / test windows);
-* ``*_per_batch_s``: ``(phase seconds - its evaluation passes) / training batches``, with the
-  evaluation passes of today's trainer: one validation per epoch in warm-up and search (on at
-  most ``--val-max-windows`` windows, passed as ``DynSTConfig(val_max_windows=...)``), one per
-  epoch plus a final full validation and test in the fine-tune (``EVAL_PASSES`` below; change
-  it if the trainer's evaluation schedule changes);
+* ``*_eval_s``: the part of it spent in evaluation, i.e. in eval-mode forwards of the backbone
+  (forward hooks on the models the factory builds; validation each epoch, and the fine-tune's
+  final validation and test), and ``val_s`` the warm-up's per epoch (one validation pass);
+* ``*_per_batch_s``: ``(phase seconds - evaluation seconds) / training batches``, so it
+  includes the phase's one-off set-up;
 * ``peak_rss_gb``: the process's peak resident memory (``VmHWM`` of ``/proc/self/status``,
-  reset before each phase where the kernel allows, so each phase has its own peak; the overall
-  peak is the first read before any reset); ``cuda_max_gb``: ``torch.cuda.max_memory_allocated``
+  reset before each phase where the kernel allows, so each phase has its own peak; the size's
+  peak is the largest of them); ``cuda_max_gb``: ``torch.cuda.max_memory_allocated``
   per phase on a GPU;
 * ``speedup``: served model at 50 % vs the dense backbone, forward latency
   (``trainer.served_speedup``, batch ``--speedup-batch``).
@@ -35,7 +32,7 @@ is the least-squares slope of ``log cost`` on ``log N`` over the sizes that fini
 of them convex mixes of neighbours plus noise: ``dataset.meta["redundant"]``), the share of the
 planted sensors that each selector prunes at ``--planted-sparsity`` (0.3): DynST (the same
 budget, ``trainer.search()``), QR (``select_sensors("qr", splits, sparsity=0.3)``), random
-(``select_sensors("random", ...)``), and the reconstruction value alone
+(``select_sensors("random", ...)``, mean of 5 seeds), and the reconstruction value alone
 (:class:`~dynst_pyg.reconstruction.ReconstructionValue`, exact and local, all sensors active,
 pruning its lowest scores).
 
@@ -43,7 +40,7 @@ Usage::
 
     python benchmarks/scale.py --sizes 207 1000 --out benchmarks/results/scale.json
     python benchmarks/scale.py --planted --planted-nodes 207 1000 --out benchmarks/results/planted.json
-    python benchmarks/scale.py --sizes 8600 --device cuda --timeout 3600
+    python benchmarks/scale.py --sizes 8600 --device cuda --timeout 3600 --val-max-windows 256
 
 Writes JSON (``--out``) and a log-log plot next to it (``.png``), and prints a table.
 """
@@ -66,10 +63,6 @@ from typing import Dict, List, Optional
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-
-#: evaluation passes inside each phase of today's trainer (see the module docstring)
-EVAL_PASSES = {"warmup": ("val_epoch",), "search": ("val_epoch",),
-               "finetune": ("served_val_epoch", "served_val", "served_test")}
 
 COSTS = ("warmup_per_batch_s", "search_per_batch_s", "finetune_per_batch_s", "val_s", "peak_rss_gb", "cuda_max_gb")
 
@@ -173,15 +166,36 @@ def _factory(n: int, splits):
                                 t_in=splits.t_in, t_out=splits.t_out, profile="small")
 
 
-def forward_pass(fn, windows, device, limit: Optional[int] = None, batch: int = 128) -> None:
-    """One evaluation pass: ``fn`` on the windows of ``windows`` (the first ``limit``) in batches, no gradients."""
-    import torch
+class EvalClock:
+    """Seconds spent in eval-mode forwards of the backbones a factory builds (the trainer's validation
+    and test passes run the backbone in eval mode, training batches in train mode)."""
 
-    n = len(windows) if limit is None else min(limit, len(windows))
-    with torch.no_grad():
-        for idx in torch.arange(n).split(batch):
-            x, _ = windows.batch(idx)
-            fn(x.to(device))
+    def __init__(self, factory, cuda: bool) -> None:
+        self.factory, self.cuda, self.seconds = factory, cuda, 0.0
+        self._start: Dict[int, float] = {}
+
+    def _sync(self) -> None:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+
+    def __call__(self):
+        model = self.factory()
+
+        def pre(mod, _inp):
+            if not mod.training:
+                self._sync()
+                self._start[id(mod)] = time.perf_counter()
+
+        def post(mod, _inp, _out):
+            if not mod.training and id(mod) in self._start:
+                self._sync()
+                self.seconds += time.perf_counter() - self._start.pop(id(mod))
+
+        model.register_forward_pre_hook(pre)
+        model.register_forward_hook(post)
+        return model
 
 
 def child_scale(n: int, args) -> dict:
@@ -195,48 +209,35 @@ def child_scale(n: int, args) -> dict:
     ph = Phase(cuda)
     ds, splits = ph.run("data", lambda: _splits(n, args))
     config = _config(args)
-    trainer = DynSTTrainer(_factory(n, splits), splits, config)
-    ph.run("warmup", trainer.warmup)
-    dense = _factory(n, splits)().to(device).eval()
-    ei, ew = splits.edge_index.to(device), splits.edge_weight.to(device)
-    cap = args.val_max_windows
-    ph.run("val", lambda: forward_pass(lambda x: dense(x, ei, ew), splits.val, device))
-    if cap is None:
-        ph.results["val_epoch"] = ph.results["val"]
-    else:
-        ph.run("val_epoch", lambda: forward_pass(lambda x: dense(x, ei, ew), splits.val, device, cap))
-    del dense
-    mask = ph.run("search", trainer.search)
-    res = ph.run("finetune", lambda: trainer.finetune(mask))
-    served = res.model.eval()
-    served_device = next(served.parameters()).device
-    sub = res.sub_splits
-    ph.run("served_val", lambda: forward_pass(served, sub.val, served_device))
-    ph.run("served_test", lambda: forward_pass(served, sub.test, served_device))
-    if cap is None:
-        ph.results["served_val_epoch"] = ph.results["served_val"]
-    else:
-        ph.run("served_val_epoch", lambda: forward_pass(served, sub.val, served_device, cap))
+    clock = EvalClock(_factory(n, splits), cuda)
+    trainer = DynSTTrainer(clock, splits, config)
+    evals = {}
+    for name, fn in (("warmup", trainer.warmup), ("search", trainer.search), ("finetune", None)):
+        before = clock.seconds
+        out = ph.run(name, fn if fn is not None else lambda: trainer.finetune(mask))
+        evals[name] = clock.seconds - before
+        if name == "search":
+            mask = out
+    res = out
     dense_ms, pruned_ms, speedup = ph.run(
         "speedup", lambda: trainer.served_speedup(res.model, mask, batch=args.speedup_batch, repeats=3, warmup=1))
     r = ph.results
     per_epoch = min(args.max_batches, math.ceil(len(splits.train) / args.batch_size))
-    batches = {p: per_epoch * getattr(config, f"{p}_epochs") for p in ("warmup", "search", "finetune")}
     rv = trainer.reconstruction() if hasattr(trainer, "reconstruction") and trainer.uses_reconstruction else None
     out = {"N": n, "edges": int(splits.edge_index.size(1)), "train_windows": len(splits.train),
            "recon_method": None if rv is None else rv.method,
            "val_windows": len(splits.val), "test_windows": len(splits.test), "train_steps": splits.train_steps,
            "device": device, "kept": mask.num_kept, "val_mae": res.val_metrics["mae"],
            "dense_ms": dense_ms, "pruned_ms": pruned_ms, "speedup": speedup, "phases": r,
-           "val_s": r["val"]["seconds"], "served_val_s": r["served_val"]["seconds"],
-           "served_test_s": r["served_test"]["seconds"],
+           "val_s": evals["warmup"] / config.warmup_epochs,
            "peak_rss_gb": max(v["peak_rss_gb"] for v in r.values()),
            "rss_reset_per_phase": all(v["rss_reset"] for v in r.values())}
     for p in ("warmup", "search", "finetune"):
-        evals = sum(r[e]["seconds"] for e in EVAL_PASSES[p])
+        batches = per_epoch * getattr(config, f"{p}_epochs")
         out[f"{p}_s"] = r[p]["seconds"]
-        out[f"{p}_batches"] = batches[p]
-        out[f"{p}_per_batch_s"] = max(0.0, r[p]["seconds"] - evals) / batches[p]
+        out[f"{p}_eval_s"] = evals[p]
+        out[f"{p}_batches"] = batches
+        out[f"{p}_per_batch_s"] = (r[p]["seconds"] - evals[p]) / batches
     if cuda:
         out["cuda_max_gb"] = max(v.get("cuda_max_gb", 0.0) for v in r.values())
     return out

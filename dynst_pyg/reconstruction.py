@@ -330,7 +330,7 @@ class ReconstructionValue:
             non-finite readings are replaced by their sensor's mean (default: :obj:`None`, all valid).
         horizons (sequence of int, optional): Steps ahead to reconstruct; ``0`` is the same
             step (default: ``(0,)``).
-        ridge (float, optional): Relative ridge strength ``> 0`` (default: ``1e-3``).
+        ridge (float, optional): Relative ridge strength ``>= 0`` (default: ``1e-3``).
         edge_index (Tensor, optional): ``[2, E]`` sensor graph, needed by ``"local"``
             (default: :obj:`None`).
         method (str, optional): ``"auto"``, ``"exact"`` or ``"local"`` (default: ``"auto"``).
@@ -355,8 +355,8 @@ class ReconstructionValue:
                  cluster_size: Optional[int] = None, halo: int = 2, exact_max_nodes: int = 1000) -> None:
         if method not in self.METHODS:
             raise ValueError(f"`method` must be one of {self.METHODS}, got {method!r}")
-        if not isinstance(ridge, (int, float)) or isinstance(ridge, bool) or not ridge > 0:
-            raise ValueError(f"`ridge` must be a positive number, got {ridge!r}")
+        if not isinstance(ridge, (int, float)) or isinstance(ridge, bool) or not ridge >= 0:
+            raise ValueError(f"`ridge` must be a number >= 0, got {ridge!r}")
         for name, val, lo in (("cluster_size", 1 if cluster_size is None else cluster_size, 1), ("halo", halo, 0),
                               ("exact_max_nodes", exact_max_nodes, 1)):
             if isinstance(val, bool) or not isinstance(val, int) or val < lo:

@@ -259,7 +259,7 @@ def test_reconstruction_value_bad_input():
     with pytest.raises(ValueError, match="edge_index"):
         ReconstructionValue(x, method="local")
     with pytest.raises(ValueError, match="ridge"):
-        ReconstructionValue(x, ridge=0.0)
+        ReconstructionValue(x, ridge=-1.0)
     with pytest.raises(ValueError, match="cluster_size"):
         ReconstructionValue(x, edge_index=ring, cluster_size=0)
     with pytest.raises(ValueError, match="valid"):
