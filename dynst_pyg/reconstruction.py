@@ -100,24 +100,41 @@ def training_moments(series: Tensor, valid: Optional[Tensor] = None,
 # ------------------------------------------------------------------------------ elimination
 def _eliminate(g: Tensor, m: Tensor, lam: float) -> tuple[Tensor, Tensor]:
     """Backward elimination on ``[K, K]`` float64 moments; returns (local index removed at each
-    step ``[K]`` long, error increase at that removal ``[K]`` float64)."""
+    step ``[K]`` long, error increase at that removal ``[K]`` float64).
+
+    Rank-one downdates go through preallocated buffers, and once a fifth of the rows have left
+    since the last compaction, the removed rows and columns (all zero but for ``G^{-1}``'s unit
+    diagonal) are dropped from both matrices. Every remaining entry sees the same floating-point
+    operations as without either, so the order is the same; the compaction cuts the work to about
+    ``K^3 / 2.4`` and the buffers avoid allocating ``K x K`` temporaries at every step.
+    """
     k = g.size(0)
     gi = torch.linalg.inv(g + lam * torch.eye(k, dtype=torch.float64))
     p = gi @ m @ gi                     # [K, K] = B B^T
+    ids = torch.arange(k)               # original local index of each current row
     alive = torch.ones(k, dtype=torch.bool)
     order = torch.empty(k, dtype=torch.long)
     cost = torch.empty(k, dtype=torch.float64)
+    b1, b2, b3 = (torch.empty(k, k, dtype=torch.float64) for _ in range(3))
     for step in range(k):
+        size = ids.numel()
+        if size - (k - step) >= max(1, size // 5):   # compact: keep the alive rows, in order
+            keep = torch.nonzero(alive).flatten()
+            gi, p, ids = gi[keep][:, keep], p[keep][:, keep], ids[keep]
+            alive = torch.ones(keep.numel(), dtype=torch.bool)
+            b1, b2, b3 = (torch.empty_like(gi) for _ in range(3))
         val = p.diagonal() / gi.diagonal().clamp_min(1e-300)
         val = torch.where(alive, val, torch.full_like(val, float("inf")))
         j = int(torch.argmin(val))
-        order[step], cost[step] = j, val[j]
+        order[step], cost[step] = ids[j], val[j]
         alive[j] = False
         col = gi[:, j].clone()
         gj, pj, pjj = col[j], p[:, j].clone(), p[j, j].clone()
         # B' = B - col B_j / gj  =>  P' = P - (col pj^T + pj col^T) / gj + col col^T pjj / gj^2
-        p += torch.outer(col, col) * (pjj / (gj * gj)) - (torch.outer(col, pj) + torch.outer(pj, col)) / gj
-        gi -= torch.outer(col, col) / gj
+        torch.outer(col, col, out=b1).mul_(pjj / (gj * gj))
+        torch.outer(col, pj, out=b2).add_(torch.outer(pj, col, out=b3)).div_(gj)
+        p += b1.sub_(b2)
+        gi -= torch.outer(col, col, out=b1).div_(gj)
         gi[j, :] = 0.0
         gi[:, j] = 0.0
         gi[j, j] = 1.0  # keeps the removed row inert (its P row is 0 after the downdate)
@@ -183,20 +200,32 @@ def _adjacency(edge_index: Tensor, num_nodes: int) -> sp.csr_matrix:
 
 
 def _bfs_order(adj: sp.csr_matrix) -> np.ndarray:
-    """All nodes of ``adj`` in breadth-first order from a pseudo-peripheral node of the component
-    of node 0 (the last node of a first BFS from 0), unreachable nodes appended in index order."""
-    first = csgraph.breadth_first_order(adj, 0, directed=False, return_predecessors=False)
-    order = csgraph.breadth_first_order(adj, int(first[-1]), directed=False, return_predecessors=False)
-    seen = np.zeros(adj.shape[0], dtype=bool)
-    seen[order] = True
-    return np.concatenate([order, np.flatnonzero(~seen)])
+    """All nodes of ``adj``, one connected component after another (largest first), each in
+    breadth-first order from a pseudo-peripheral node (the last node of a first BFS)."""
+    ncomp, labels = csgraph.connected_components(adj, directed=False)
+    if ncomp == 1:
+        groups = [np.arange(adj.shape[0])]
+    else:
+        by_label = np.argsort(labels, kind="stable")
+        groups = np.split(by_label, np.cumsum(np.bincount(labels, minlength=ncomp))[:-1])
+        groups.sort(key=lambda g: (-g.size, int(g[0])))
+    out = []
+    for nodes in groups:
+        if nodes.size <= 2:
+            out.append(nodes)
+            continue
+        sub = adj[nodes][:, nodes]
+        first = csgraph.breadth_first_order(sub, 0, directed=False, return_predecessors=False)
+        out.append(nodes[csgraph.breadth_first_order(sub, int(first[-1]), directed=False, return_predecessors=False)])
+    return np.concatenate(out)
 
 
 def graph_clusters(edge_index: Tensor, num_nodes: int, max_size: int) -> List[Tensor]:
     """Partition of a graph's nodes into clusters of at most ``max_size`` nodes (recursive BFS bisection).
 
     A set larger than ``max_size`` is split in two at the middle of its breadth-first order
-    from a pseudo-peripheral node (near nodes / far nodes, so both halves stay compact), with
+    from a pseudo-peripheral node (near nodes / far nodes, so both halves stay compact; a
+    disconnected set is ordered one component after another, largest first), with
     the cut placed so that each half holds a whole share of the ``ceil(n / max_size)``
     clusters it will become; the halves are split again until they fit. Edge direction and
     weights are ignored; no coordinates are needed. Cost: ``O((N + E) log(N / max_size))``.
@@ -284,8 +313,15 @@ class ReconstructionValue:
     + u^3))`` and memory ``O(T N F + N / m * u^2)`` (the region moments are kept), both linear in
     ``N`` for fixed ``m``; the partition costs ``O((N + E) log(N / m))``.
 
-    ``method="auto"`` is ``"exact"`` up to ``exact_max_nodes`` sensors and ``"local"`` above
-    (which needs ``edge_index``: without a graph it raises instead of skipping the value).
+    ``method="auto"`` is ``"exact"`` when ``N <= exact_max_nodes`` *and* ``N <= T' / 4``, and
+    ``"local"`` otherwise (which needs ``edge_index``: without a graph it raises instead of
+    skipping the value, and below ``exact_max_nodes`` it falls back to ``"exact"`` with a
+    warning). The second condition is statistical, not about cost: with ``K`` predictors and
+    only ``T'`` regression rows (training steps minus the largest horizon), the in-sample
+    reconstruction is nearly perfect for *any* large enough set once ``K`` approaches ``T'``,
+    so the early eliminations of the exact method become noise, while regions of a few hundred
+    sensors stay well posed. For the same reason the default cluster size is
+    ``min(256, T' / 6)``, which keeps regions near ``T' / 4`` sensors.
 
     Args:
         series (Tensor): Normalised training series ``[T, N, F]`` (or ``[T, N]``); training
@@ -294,15 +330,16 @@ class ReconstructionValue:
             non-finite readings are replaced by their sensor's mean (default: :obj:`None`, all valid).
         horizons (sequence of int, optional): Steps ahead to reconstruct; ``0`` is the same
             step (default: ``(0,)``).
-        ridge (float, optional): Relative ridge strength ``> 0`` (default: ``1e-3``).
+        ridge (float, optional): Relative ridge strength ``>= 0`` (default: ``1e-3``).
         edge_index (Tensor, optional): ``[2, E]`` sensor graph, needed by ``"local"``
             (default: :obj:`None`).
         method (str, optional): ``"auto"``, ``"exact"`` or ``"local"`` (default: ``"auto"``).
-        cluster_size (int, optional): Largest cluster ``m`` for ``"local"`` (default: ``256``).
+        cluster_size (int, optional): Largest cluster ``m`` for ``"local"`` (default:
+            :obj:`None`, ``max(8, min(256, T' // 6))``).
         halo (int, optional): Graph hops added around each cluster for ``"local"``
             (default: ``2``).
         exact_max_nodes (int, optional): Largest ``N`` for which ``"auto"`` picks ``"exact"``
-            (default: ``2000``).
+            (default: ``1000``).
 
     Example:
         >>> value = ReconstructionValue(series, valid, horizons=(1, 3), edge_index=ei)
@@ -310,25 +347,31 @@ class ReconstructionValue:
     """
 
     METHODS = ("auto", "exact", "local")
+    #: regression rows per sensor below which the exact elimination over all sensors overfits
+    ROWS_PER_SENSOR = 4
 
     def __init__(self, series: Tensor, valid: Optional[Tensor] = None, horizons: Sequence[int] = (0,),
                  ridge: float = 1e-3, edge_index: Optional[Tensor] = None, *, method: str = "auto",
-                 cluster_size: int = 256, halo: int = 2, exact_max_nodes: int = 2000) -> None:
+                 cluster_size: Optional[int] = None, halo: int = 2, exact_max_nodes: int = 1000) -> None:
         if method not in self.METHODS:
             raise ValueError(f"`method` must be one of {self.METHODS}, got {method!r}")
-        if not isinstance(ridge, (int, float)) or isinstance(ridge, bool) or not ridge > 0:
-            raise ValueError(f"`ridge` must be a positive number, got {ridge!r}")
-        for name, val, lo in (("cluster_size", cluster_size, 1), ("halo", halo, 0),
+        if not isinstance(ridge, (int, float)) or isinstance(ridge, bool) or not ridge >= 0:
+            raise ValueError(f"`ridge` must be a number >= 0, got {ridge!r}")
+        for name, val, lo in (("cluster_size", 1 if cluster_size is None else cluster_size, 1), ("halo", halo, 0),
                               ("exact_max_nodes", exact_max_nodes, 1)):
             if isinstance(val, bool) or not isinstance(val, int) or val < lo:
                 raise ValueError(f"`{name}` must be an int >= {lo}, got {val!r}")
         with torch.no_grad():
             xc, hs = _centred(series, valid, horizons)
         n = xc.size(1)
+        rows = xc.size(0) - hs[-1]
         if edge_index is not None:
             check_graph(edge_index, None, n)
+        if cluster_size is None:
+            cluster_size = max(8, min(256, rows // 6))
+        well_posed = n * self.ROWS_PER_SENSOR <= rows
         if method == "auto":
-            if n <= exact_max_nodes:
+            if n <= exact_max_nodes and (well_posed or edge_index is None):
                 method = "exact"
             elif edge_index is None:
                 raise ValueError(f"the series has {n} sensors, more than `exact_max_nodes`={exact_max_nodes}: pass "
@@ -338,11 +381,16 @@ class ReconstructionValue:
                 method = "local"
         if method == "local" and edge_index is None:
             raise ValueError("method='local' needs the sensor graph: pass `edge_index` [2, E]")
-        if method == "exact" and n > exact_max_nodes:
-            warnings.warn(f"exact reconstruction value on {n} sensors: O(N^3) time per active set and "
-                          f"~{6 * 8 * n * n / 1e9:.1f} GB of dense moments; method='local' is linear in N",
-                          stacklevel=2)
+        if method == "exact" and (n > exact_max_nodes or not well_posed):
+            cost = (f"O(N^3) time per active set and ~{6 * 8 * n * n / 1e9:.1f} GB of dense moments"
+                    if n > exact_max_nodes else "")
+            fit = (f"{n} sensors for {rows} regression rows (fewer than {self.ROWS_PER_SENSOR} per sensor) overfit "
+                   f"the exact elimination" if not well_posed else "")
+            warnings.warn(f"exact reconstruction value on {n} sensors: " + "; ".join(x for x in (cost, fit) if x)
+                          + "; method='local' with `edge_index` avoids this", stacklevel=2)
         self.num_nodes = n
+        #: regression rows ``T'`` (training steps minus the largest horizon)
+        self.num_rows = rows
         self.horizons = tuple(hs)
         self.ridge = float(ridge)
         self.method = method

@@ -122,6 +122,7 @@ class GraphWaveNet(nn.Module):
         graph_supports: bool = True,
         support_kind: str = "dual",
         sparse_supports: "bool | str" = "auto",
+        adaptive_topk: Optional[int] = None,
     ) -> None:
         super().__init__()
         if profile not in GWNET_PROFILES:
@@ -202,12 +203,22 @@ class GraphWaveNet(nn.Module):
         else:
             self.register_parameter("node_emb_source", None)
             self.register_parameter("node_emb_target", None)
+        if adaptive_topk is not None and (isinstance(adaptive_topk, bool) or not isinstance(adaptive_topk, int)
+                                          or adaptive_topk < 1):
+            raise ValueError(f"adaptive_topk must be a positive int or None, got {adaptive_topk!r}")
+        self.adaptive_topk = adaptive_topk
         self.support_cache = TransitionSupports(support_kind, sparse_supports)
         self.register_load_state_dict_pre_hook(_rename_linear_gconvs)
 
     # ------------------------------------------------------------------ graph side
+    #: elements of one block of logits rows (``rows * K``) in the top-k scan
+    TOPK_BLOCK_ELEMENTS = 1 << 22
+
     def adaptive_support(self, node_index: Optional[Tensor] = None) -> Tensor:
         """Adaptive support ``S_adp = softmax(ReLU(E1 E2^T), dim=1)^T`` on the given nodes.
+
+        With ``adaptive_topk = k`` each row of the softmax keeps only its ``k`` largest entries
+        (renormalised) and the support is a sparse COO tensor with ``K min(k, K)`` entries.
 
         Args:
             node_index (Tensor, optional): ``[K]`` original ids of the present nodes;
@@ -222,7 +233,20 @@ class GraphWaveNet(nn.Module):
         if node_index is not None:
             idx = node_index.to(e1.device)
             e1, e2 = e1[idx], e2[idx]
-        return torch.softmax(F.relu(e1 @ e2.t()), dim=1).t()
+        if self.adaptive_topk is None:
+            return torch.softmax(F.relu(e1 @ e2.t()), dim=1).t()
+        k_nodes = e1.size(0)
+        k = min(self.adaptive_topk, k_nodes)
+        rows = max(1, self.TOPK_BLOCK_ELEMENTS // k_nodes)
+        with torch.no_grad():  # which columns each row keeps: one [rows, K] block of logits at a time
+            cols = torch.cat([torch.topk(F.relu(e1[r:r + rows] @ e2.t()), k, dim=1).indices
+                              for r in range(0, k_nodes, rows)])
+        logits = F.relu((e1.unsqueeze(1) * e2[cols]).sum(-1))  # [K, k]: the kept logits, with gradients
+        weights = torch.softmax(logits, dim=1)
+        src = torch.arange(k_nodes, device=e1.device).repeat_interleave(k)
+        # support = P^T: entry (target j, source i) holds P[i, j]
+        return torch.sparse_coo_tensor(torch.stack([cols.reshape(-1), src]), weights.reshape(-1),
+                                       (k_nodes, k_nodes), check_invariants=False).coalesce()
 
     def graph_supports_for(self, edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int,
                            *, device: Optional[torch.device] = None,
