@@ -52,9 +52,13 @@ class DynSTConfig:
             (fixed graph interpolation) (default: ``"ridge"``).
         lift_ridge (float, optional): Relative ridge strength of that fit (default: ``1e-3``).
         recon_weight (float, optional): For ``target="all"``, weight of the reconstruction value
-            (backward elimination for the lift's ridge regression, see
-            :func:`~dynst_pyg.gate.elimination_order`) in the importance; the other terms share
-            the rest. Ignored for ``target="kept"`` (default: ``0.5``).
+            (a backward elimination for the lift's ridge regression, see
+            :class:`~dynst_pyg.reconstruction.ReconstructionValue`) in the importance; the other
+            terms share the rest. Ignored for ``target="kept"`` (default: ``0.5``).
+        recon_method (str, optional): How the reconstruction value is computed: ``"exact"``
+            (one elimination over all sensors, O(N^3)), ``"local"`` (eliminations on graph
+            clusters plus a halo, linear in N) or ``"auto"`` (exact for small networks with
+            enough training steps, local otherwise; never switched off) (default: ``"auto"``).
         recon_horizons (tuple of int, optional): Steps ahead whose readings of every sensor the
             reconstruction value regresses on the active sensors' current readings (those
             ``> t_out`` are dropped; ``(0,)`` is same-step reconstruction, which also rewards
@@ -108,6 +112,7 @@ class DynSTConfig:
     lift_ridge: float = 1e-3
     recon_weight: float = 0.5
     recon_horizons: tuple = (1, 3, 6, 12)
+    recon_method: str = "auto"
     reconnect: str = "none"
     protected: Optional[Sequence[int]] = None
     constraints: Optional[SelectionConstraints] = None
@@ -169,6 +174,8 @@ class DynSTConfig:
             raise ValueError(f"`recon_weight` must lie in [0, 1], got {self.recon_weight!r}")
         if not self.recon_horizons or any(not isinstance(h, int) or h < 0 for h in self.recon_horizons):
             raise ValueError(f"`recon_horizons` must be non-negative ints, got {self.recon_horizons!r}")
+        if self.recon_method not in ("auto", "exact", "local"):
+            raise ValueError(f"`recon_method` must be 'auto', 'exact' or 'local', got {self.recon_method!r}")
         if not self.lift_ridge >= 0:
             raise ValueError(f"`lift_ridge` must be >= 0, got {self.lift_ridge!r}")
         if self.protected is not None:

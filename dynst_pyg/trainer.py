@@ -195,7 +195,7 @@ class DynSTTrainer:
             hs = tuple(h for h in c.recon_horizons if h <= self.splits.t_out) or (0,)
             series, valid = self.splits.train_series()  # training steps only; gaps never enter the moments
             self.recon = ReconstructionValue(series, valid, horizons=hs, ridge=c.lift_ridge,
-                                             edge_index=self.splits.edge_index)
+                                             edge_index=self.splits.edge_index, method=c.recon_method)
         return self.recon
 
     def _update_recon(self, gate: SensorGate) -> None:
