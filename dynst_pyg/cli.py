@@ -59,7 +59,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
         return _launch(args.nproc, args.argv)
     device = init_distributed(args.device)
     ctx = DistContext.current()
-    spec = RunSpec(dataset=args.dataset, root=args.root, data=args.data, nodes=args.nodes, steps=args.steps, backbone=args.backbone,
+    spec = RunSpec(dataset=args.dataset, root=args.root, data=args.data, nodes=args.nodes,
+                   adaptive_topk=args.adaptive_topk, steps=args.steps, backbone=args.backbone,
                    profile=args.profile, selector=args.selector, sparsity=args.sparsity, budget=args.budget,
                    target=args.target, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
                    search_epochs=args.search_epochs, sample_pruning=args.sample_pruning, seed=args.seed,
@@ -114,6 +115,8 @@ def add_prune(sub) -> None:
     p.add_argument("--steps", type=int, default=2016, help="time steps of the synthetic dataset")
     p.add_argument("--backbone", default="gwnet", help="gwnet, dcrnn, or a PyG-Temporal cell (GConvGRU, TGCN, A3TGCN)")
     p.add_argument("--profile", default="small", choices=["small", "reference"], help="backbone size")
+    p.add_argument("--adaptive-topk", type=int, default=None, metavar="K",
+                   help="gwnet: keep K entries per row of the adaptive adjacency (O(N K) support; large networks)")
     p.add_argument("--selector", default="dynst-iterative", choices=SELECTOR_CHOICES, help="how sensors are chosen")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--sparsity", type=float, default=None,

@@ -38,6 +38,7 @@ class RunSpec:
     steps: int = 2016
     backbone: str = "gwnet"
     profile: str = "small"
+    adaptive_topk: Optional[int] = None
     selector: str = "dynst-iterative"
     sparsity: Optional[float] = 0.5
     budget: Optional[int] = None
@@ -127,12 +128,18 @@ def load_splits(spec: RunSpec) -> ForecastSplits:
 
 
 def make_backbone(name: str, num_nodes: int, in_features: int = 1, out_features: int = 1, t_in: int = 12,
-                  t_out: int = 12, profile: str = "small") -> nn.Module:
-    """A backbone by name: ``gwnet``, ``dcrnn`` or the name of a PyG-Temporal recurrent cell (e.g. ``GConvGRU``)."""
+                  t_out: int = 12, profile: str = "small", adaptive_topk: Optional[int] = None) -> nn.Module:
+    """A backbone by name: ``gwnet``, ``dcrnn`` or the name of a PyG-Temporal recurrent cell (e.g. ``GConvGRU``).
+
+    ``adaptive_topk`` keeps ``k`` entries per row of Graph WaveNet's adaptive adjacency (large networks).
+    """
+    if adaptive_topk is not None and name != "gwnet":
+        raise ValueError(f"--adaptive-topk applies to gwnet only, not {name!r}")
     if name == "gwnet":
         from .models import GraphWaveNet
 
-        return GraphWaveNet(num_nodes, in_features, out_features, t_in, t_out, profile=profile)
+        return GraphWaveNet(num_nodes, in_features, out_features, t_in, t_out, profile=profile,
+                            adaptive_topk=adaptive_topk)
     if name == "dcrnn":
         from .models import DCRNN
 
@@ -188,7 +195,7 @@ def _trainer(spec: RunSpec, splits: ForecastSplits, out: Optional[Path], progres
 
     def factory():
         return make_backbone(spec.backbone, N, splits.in_features, splits.out_features, splits.t_in, splits.t_out,
-                             spec.profile)
+                             spec.profile, spec.adaptive_topk)
 
     cfg = _config(spec, out, constraints)
     cfg.progress = progress
