@@ -48,7 +48,6 @@ Writes JSON (``--out``) and a log-log plot next to it (``.png``), and prints a t
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -128,18 +127,9 @@ def _config(args, **over):
     from dynst_pyg.trainer import DynSTConfig
 
     kw = dict(sparsity=0.5, schedule="oneshot", target="all", warmup_epochs=1, search_epochs=1, finetune_epochs=1,
-              max_batches=args.max_batches, batch_size=args.batch_size, progress=False, seed=args.seed)
+              max_batches=args.max_batches, batch_size=args.batch_size, progress=False, seed=args.seed,
+              val_max_windows=args.val_max_windows, device=args.device, recon_weight=args.recon_weight)
     kw.update(over)
-    names = {f.name for f in dataclasses.fields(DynSTConfig)}
-    if args.val_max_windows is not None:
-        if "val_max_windows" not in names:
-            raise SystemExit("--val-max-windows: this dynst_pyg version's DynSTConfig has no `val_max_windows` field")
-        kw["val_max_windows"] = args.val_max_windows
-    if "device" in names:
-        kw["device"] = args.device
-    elif args.device not in ("auto", "cpu"):
-        raise SystemExit(f"--device {args.device!r}: this dynst_pyg version's DynSTConfig has no `device` field "
-                         f"(it trains on the CPU only); run with --device auto or cpu, or install a newer dynst_pyg")
     return DynSTConfig(**kw)
 
 
@@ -397,6 +387,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     p.add_argument("--steps", type=int, default=2016, help="series length (70 %% training)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto", help="passed as DynSTConfig(device=...)")
+    p.add_argument("--recon-weight", type=float, default=0.5,
+                   help="DynSTConfig(recon_weight=...): weight of the reconstruction value in the importance")
     p.add_argument("--max-batches", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--speedup-batch", type=int, default=8)
