@@ -417,6 +417,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                         "--max-batches", str(args.max_batches), "--batch-size", str(args.batch_size),
                         "--speedup-batch", str(args.speedup_batch), "--seed", str(args.seed),
                         "--planted-sparsity", str(args.planted_sparsity), "--exact-max", str(args.exact_max),
+                        "--recon-weight", str(args.recon_weight),
                         "--out", args.out] + ([] if args.val_max_windows is None else
                                               ["--val-max-windows", str(args.val_max_windows)])
     out = Path(args.out)
@@ -437,7 +438,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                        "target": "all", "warmup_epochs": 1, "search_epochs": 1, "finetune_epochs": 1,
                        "max_batches": args.max_batches, "batch_size": args.batch_size, "steps": args.steps,
                        "profile": "small", "speedup_batch": args.speedup_batch,
-                       "val_max_windows": args.val_max_windows}}
+                       "val_max_windows": args.val_max_windows, "recon_weight": args.recon_weight}}
     if args.planted:
         table = print_planted_table(rows)
         result = {**meta, "rows": rows, "table": table}
