@@ -81,6 +81,8 @@ def parse(argv=None):
     p.add_argument("--quick", action="store_true", help="1 seed, sparsity 0.5, fewer epochs (< 15 min on 2 cores)")
     p.add_argument("--out", default="benchmarks/results/sparsity_tradeoff.json")
     p.add_argument("--plot", default=None, help="PNG path (default: next to --out)")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="only merge these result files (e.g. one per seed process) into --out and print the table")
     a = p.parse_args(argv)
     if a.quick:
         a.seeds, a.sparsities = a.seeds[:1], [0.5]
@@ -110,8 +112,22 @@ def load_splits(args):
     return splits
 
 
+def merge(paths, out):
+    """Concatenates the rows of several result files into ``out``; ``meta`` keeps each file's."""
+    docs = [json.loads(Path(p).read_text()) for p in paths]
+    rows = [r for d in docs for r in d["rows"]]
+    meta = dict(docs[0]["meta"])
+    meta["merged_from"] = [{"file": str(p), **d["meta"]} for p, d in zip(paths, docs)]
+    meta["seeds"] = sorted({r["seed"] for r in rows})
+    Path(out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    return rows
+
+
 def main(argv=None):
     args = parse(argv)
+    if args.merge:
+        print(table(merge(args.merge, args.out)))
+        return
     torch.set_num_threads(args.threads)
     t_start = time.time()
     splits = load_splits(args)
@@ -224,10 +240,13 @@ def table(rows) -> str:
     """Markdown table: mean ± std over seeds per (target, selector, schedule, sparsity)."""
     groups: dict = {}
     for r in rows:
-        key = (r["target"], r["sparsity"], r["selector"], r["schedule"])
+        rw = r.get("recon_weight") if r["selector"] == "dynst" and r["target"] == "all" else None
+        key = (r["target"], r["sparsity"], r["selector"], r["schedule"] + (f" rw={rw}" if rw is not None else ""))
         groups.setdefault(key, []).append(r)
-    lines = ["| target | sparsity | selector | MAE | RMSE | MAPE % | MAE h3 | MAE h6 | MAE h12 | speedup | seeds |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    val = all("val_mae" in r for r in rows)
+    lines = ["| target | sparsity | selector | MAE | RMSE | MAPE % | MAE h3 | MAE h6 | MAE h12 | "
+             + ("val MAE | " if val else "") + "speedup | seeds |",
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if val else "") + "---|"]
 
     def ms(vals):
         return f"{statistics.mean(vals):.3f} ± {statistics.stdev(vals):.3f}" if len(vals) > 1 else f"{vals[0]:.3f}"
@@ -236,7 +255,8 @@ def table(rows) -> str:
         g = groups[key]
         name = key[2] + (f"-{key[3]}" if key[3] else "")
         lines.append(f"| {key[0]} | {key[1]:.1f} | {name} | " + " | ".join(
-            ms([r[m] for r in g]) for m in ("mae", "rmse", "mape", "mae_h3", "mae_h6", "mae_h12"))
+            ms([r[m] for r in g]) for m in ("mae", "rmse", "mape", "mae_h3", "mae_h6", "mae_h12")
+            + (("val_mae",) if val else ()))
             + f" | {statistics.mean(r['infer_speedup'] for r in g):.2f}x | {len(g)} |")
     return "\n".join(lines)
 
