@@ -303,7 +303,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     for seed in args.seeds:
         full_row = run_one("full", 0.0, seed, args, splits, train, device)
         full_row["time_ratio"] = full_row["cpu_time_ratio"] = 1.0
-        print(f"  seed {seed} full: {full_row['train_seconds']:.1f}s MAE {full_row['mae']:.4f}", flush=True)
+        print(f"  seed {seed} full: {full_row['train_seconds']:.1f}s MAE {full_row['mae']:.4f} (h3 "
+              f"{full_row['mae_h3']:.4f}, h6 {full_row['mae_h6']:.4f}, h12 {full_row['mae_h12']:.4f})", flush=True)
         if "full" in args.policies:
             rows.append(full_row)
         for skip in args.skip_targets:
