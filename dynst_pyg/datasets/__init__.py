@@ -7,6 +7,7 @@ from .loaders import (FILES, ChecksumMismatch, DataFileMissing, cache_dir, data_
                       load_metr_la, load_pems04, load_pems08, load_pems_bay, sha256sum, to_static_signal,
                       to_temporal_signal, verify)
 from .missing import forward_fill
+from .resample import resample_mean
 from .registry import available_datasets, dataset_summary, format_summary, load_dataset
 from .scaler import StandardScaler
 from .synthetic import synthetic_road_network
@@ -19,5 +20,5 @@ __all__ = [
     "from_arrays", "from_networkx", "to_static_signal", "from_static_signal", "to_temporal_signal",
     "dense_to_edges", "gaussian_kernel_edges", "synthetic_road_network", "load_dataset",
     "available_datasets", "dataset_summary", "format_summary", "load_aarhus", "AARHUS_FEATURES", "cache_dir",
-    "forward_fill",
+    "forward_fill", "resample_mean",
 ]
