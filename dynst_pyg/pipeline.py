@@ -267,21 +267,17 @@ def _write_run(out: Path, spec: RunSpec, splits: ForecastSplits, result, summary
     try:
         from .plot import plot_region_map, plot_sensor_map
 
+        import matplotlib.pyplot as plt
+
         if mask.constraints is not None and mask.constraints.regions is not None:
             fig, _ = plot_region_map(splits.dataset, mask, title=f"{spec.selector}: kept {mask.num_kept}/{N} sensors "
                                                                  f"by region (target={spec.target})")
-            fig.savefig(out / "map.png", dpi=120, bbox_inches="tight")
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
-            return
-        highlight = splits.dataset.meta.get("redundant") if spec.dataset == "synthetic" and not spec.data else None
-        fig, _ = plot_sensor_map(splits.dataset, mask, highlight=highlight,
-                                 highlight_label="planted redundant",
-                                 title=f"{spec.selector}: kept {mask.num_kept}/{N} sensors (target={spec.target})")
+        else:
+            highlight = (splits.dataset.meta.get("redundant") if spec.dataset == "synthetic" and not spec.data
+                         else None)
+            fig, _ = plot_sensor_map(splits.dataset, mask, highlight=highlight, highlight_label="planted redundant",
+                                     title=f"{spec.selector}: kept {mask.num_kept}/{N} sensors (target={spec.target})")
         fig.savefig(out / "map.png", dpi=120, bbox_inches="tight")
-        import matplotlib.pyplot as plt
-
         plt.close(fig)
     except ValueError as exc:  # e.g. a dataset without coordinates
         (out / "map.txt").write_text(f"no map: {exc}\n")

@@ -219,21 +219,28 @@ class DynSTTrainer:
             head.fit_ridge(series, ridge=c.lift_ridge, valid=valid)
         return head
 
-    def _loss(self, pred_norm: Tensor, y: Tensor, nodes: Optional[Tensor] = None) -> Tensor:
-        """Per-sample masked MAE on the original scale, in float32."""
-        pred = self.splits.scaler.inverse_transform(pred_norm.float(), features=self.splits.target_features)
+    def _raw(self, pred_norm: Tensor) -> Tensor:
+        """Forecasts on the original scale, in float32 (metrics are never computed in half precision)."""
+        return self.splits.scaler.inverse_transform(pred_norm.float(), features=self.splits.target_features)
+
+    def _raw_loss(self, pred: Tensor, y: Tensor, nodes: Optional[Tensor] = None) -> Tensor:
+        """Per-sample masked MAE of original-scale forecasts ``pred`` (over ``nodes`` if given)."""
         if nodes is not None:
             pred, y = pred[:, :, nodes], y[:, :, nodes]
         return masked_mae(pred, y, self.splits.null_value, reduction="none")
 
+    def _loss(self, pred_norm: Tensor, y: Tensor, nodes: Optional[Tensor] = None) -> Tensor:
+        """Per-sample masked MAE on the original scale, in float32."""
+        return self._raw_loss(self._raw(pred_norm), y, nodes)
+
     def _node_loss(self, pred_norm: Tensor, y: Tensor, gate: SensorGate) -> tuple[Tensor, Tensor]:
         """Per-sample ``[B]`` loss of the objective and per-node ``[N]`` masked MAE on the raw scale."""
-        pred = self.splits.scaler.inverse_transform(pred_norm.float(), features=self.splits.target_features)
+        pred = self._raw(pred_norm)
         m = valid_mask(y, self.splits.null_value)
         err = torch.where(m, (pred - y).abs(), torch.zeros_like(pred))
         per_node = err.sum(dim=(0, 1, 3)) / m.sum(dim=(0, 1, 3)).clamp_min(1)
         nodes = gate.active.nonzero().view(-1) if self.config.target == "kept" else None
-        return self._loss(pred_norm, y, nodes), per_node
+        return self._raw_loss(pred, y, nodes), per_node
 
     def _sampler(self, windows: WindowDataset, epochs: int):
         c = self.config
