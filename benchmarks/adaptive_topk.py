@@ -4,7 +4,7 @@ Graph WaveNet's adaptive adjacency ``softmax(relu(E1 E2^T))`` is N x N; ``adapti
 keeps the ``k`` largest entries of every row (renormalised), so the support used in the
 diffusion is O(N k). This trains the dense-graph Graph WaveNet (``small`` profile, all 207
 sensors, no pruning) with the full adaptive adjacency and with ``k`` in ``--ks``, the same
-seeds, epochs and batches for every variant (one :class:`~dynst_pyg.engine.EpochEngine`
+seeds, epochs and batches for every variant (one :class:`~dynst_pyg.training.EpochEngine`
 loop each), and reports validation and test MAE (original scale, mph; chronological 7:1:2
 split) and the median seconds per training step. Variants of one seed run one after
 another in the same process, so the time ratios are taken in one run.
@@ -28,10 +28,11 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-from dynst_pyg.datasets import load_los_loop  # noqa: E402
-from dynst_pyg.engine import EpochEngine, Phase, resolve_device  # noqa: E402
-from dynst_pyg.metrics import forecast_metrics, masked_mae  # noqa: E402
-from dynst_pyg.models import GraphWaveNet  # noqa: E402
+from dynst_pyg.data import prepare
+from dynst_pyg.datasets import load_los_loop
+from dynst_pyg.training.engine import EpochEngine, Phase, resolve_device
+from dynst_pyg.metrics import forecast_metrics, masked_mae
+from dynst_pyg.models import GraphWaveNet
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -89,7 +90,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    splits = load_los_loop().prepare().to(device)
+    splits = prepare(load_los_loop()).to(device)
     rows = []
     for seed in args.seeds:
         for k in [None, *args.ks]:

@@ -50,13 +50,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dynst_pyg.baselines import reference_metrics  # noqa: E402
-from dynst_pyg.constraints import SelectionConstraints  # noqa: E402
-from dynst_pyg.datasets import load_los_loop  # noqa: E402
-from dynst_pyg.engine import resolve_device  # noqa: E402
-from dynst_pyg.pipeline import make_backbone  # noqa: E402
-from dynst_pyg.placement import make_selector, select_sensors  # noqa: E402
-from dynst_pyg.trainer import DynSTConfig, DynSTTrainer  # noqa: E402
+from dynst_pyg.data import prepare
+from dynst_pyg.training.references import reference_metrics
+from dynst_pyg.selection.constraints import SelectionConstraints
+from dynst_pyg.datasets import load_los_loop
+from dynst_pyg.training.engine import resolve_device
+from dynst_pyg.models import make_backbone
+from dynst_pyg.placement.selectors import make_selector, select_sensors
+from dynst_pyg.training import DynSTConfig, DynSTTrainer
 
 SELECTORS = ["dense", "dynst", "qr", "qr-plain", "random", "degree", "pagerank"]
 DEFAULT_SELECTORS = ["dense", "dynst", "qr", "qr-plain", "random"]
@@ -172,7 +173,7 @@ def main(argv=None):
         return
     torch.set_num_threads(args.threads)
     ds = load_los_loop()
-    splits = ds.prepare()
+    splits = prepare(ds)
     N = splits.num_nodes
     regions, costs = problem(ds.pos, args.regions)
     t_start = time.time()

@@ -34,10 +34,11 @@ import torch.multiprocessing as mp
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-from dynst_pyg.datasets import synthetic_road_network  # noqa: E402
-from dynst_pyg.engine import resolve_device  # noqa: E402
-from dynst_pyg.models import GraphWaveNet  # noqa: E402
-from dynst_pyg.trainer import DynSTConfig, DynSTTrainer  # noqa: E402
+from dynst_pyg.data import prepare
+from dynst_pyg.datasets import synthetic_road_network
+from dynst_pyg.training.engine import resolve_device
+from dynst_pyg.models import GraphWaveNet
+from dynst_pyg.training import DynSTConfig, DynSTTrainer
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -65,7 +66,7 @@ def _run(args: argparse.Namespace, device: str) -> Dict[str, Any]:
                       warmup_epochs=args.warmup_epochs, search_epochs=args.search_epochs,
                       finetune_epochs=args.finetune_epochs, batch_size=args.batch_size, progress=False,
                       seed=args.seed, device=device, max_batches=args.max_batches)
-    tr = DynSTTrainer(lambda: GraphWaveNet(args.nodes, profile="small"), ds.prepare(), cfg)
+    tr = DynSTTrainer(lambda: GraphWaveNet(args.nodes, profile="small"), prepare(ds), cfg)
     times = {}
     t = time.perf_counter(); tr.warmup(); times["warmup"] = time.perf_counter() - t
     t = time.perf_counter(); mask = tr.search(); times["search"] = time.perf_counter() - t

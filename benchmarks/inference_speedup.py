@@ -41,11 +41,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from dynst_pyg.datasets import data_root  # noqa: E402
-from dynst_pyg.models import DCRNN, GraphWaveNet, LiftHead  # noqa: E402
+from dynst_pyg.data import prepare
+from dynst_pyg.datasets import data_root
+from dynst_pyg.models import DCRNN, GraphWaveNet, LiftHead
 
-from dynst_pyg.engine import resolve_device  # noqa: E402
-from dynst_pyg.subgraph import induced_subgraph  # noqa: E402
+from dynst_pyg.training.engine import resolve_device
+from dynst_pyg.graph.subgraph import induced_subgraph
 
 #: the device every tensor of a run lives on, and its synchronisation (a no-op on the CPU)
 DEVICE = torch.device("cpu")
@@ -179,7 +180,7 @@ def run(models: List[str], profiles: List[str], graphs: List[str], sparsities: L
                                    speedup_incl_prepare=round((dense_ms + dense_prep) / (pruned_ms + pruned_prep), 3))
                         if sp > 0:
                             head = LiftHead(n, ei, ew, features=1).to(DEVICE).eval()
-                            lift_prep, _ = once_ms(lambda: head.prepare(keep))
+                            lift_prep, _ = once_ms(lambda: prepare(head, keep))
                             y_small = torch.randn(b, 12, k, 1, device=DEVICE)
                             lift_ms = time_ms(lambda: head(y_small, keep), repeats, budget_s)
                             row.update(lift_ms=round(lift_ms, 3), lift_prepare_ms=round(lift_prep, 3),

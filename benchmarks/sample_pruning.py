@@ -35,10 +35,10 @@ well under 10 minutes on 2 CPU cores.
 
 Aarhus (449 segments, readings missing): ``--dataset aarhus --resample 3 --time-features``
 trains on 15-minute averages of the observed readings
-(:func:`dynst_pyg.datasets.resample_mean`) with time-of-day / day-of-week inputs; missing
+(:func:`dynst_pyg.data.resample_mean`) with time-of-day / day-of-week inputs; missing
 targets never enter a loss, a window score or a metric, and ST-Prune's complexity is
 computed on the reading channels only (not the time channels). The JSON also holds
-persistence and the time-of-day average (:func:`dynst_pyg.baselines.reference_metrics`) on
+persistence and the time-of-day average (:func:`dynst_pyg.training.reference_metrics`) on
 the same test windows.
 """
 
@@ -57,12 +57,13 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-from dynst_pyg.baselines import reference_metrics  # noqa: E402
-from dynst_pyg.datasets import (SPLIT_RATIOS, WindowDataset, load_dataset, load_los_loop, resample_mean,  # noqa: E402
-                                synthetic_road_network)
-from dynst_pyg.engine import EpochEngine, Phase, resolve_device  # noqa: E402
-from dynst_pyg.metrics import forecast_metrics, masked_mae  # noqa: E402
-from dynst_pyg.sampling import POLICIES, PruningSampler, epoch_skip_ratio, make_sampler  # noqa: E402
+from dynst_pyg.data import prepare
+from dynst_pyg.training.references import reference_metrics
+from dynst_pyg.data import SPLIT_RATIOS, WindowDataset, resample_mean
+from dynst_pyg.datasets import load_dataset, load_los_loop, synthetic_road_network
+from dynst_pyg.training.engine import EpochEngine, Phase, resolve_device
+from dynst_pyg.metrics import forecast_metrics, masked_mae
+from dynst_pyg.sampling.policies import POLICIES, PruningSampler, epoch_skip_ratio, make_sampler
 
 HORIZONS = (3, 6, 12)
 
@@ -120,7 +121,7 @@ def load_splits(args: argparse.Namespace, device: torch.device):
         ds = load_los_loop() if args.dataset == "los-loop" else load_dataset(args.dataset)
     if args.resample > 1:
         ds = resample_mean(ds, args.resample)
-    splits = ds.prepare(t_in=12, t_out=12, ratios=SPLIT_RATIOS.get(ds.name, (0.7, 0.1, 0.2)),
+    splits = prepare(ds, t_in=12, t_out=12, ratios=SPLIT_RATIOS.get(ds.name, (0.7, 0.1, 0.2)),
                         time_features=args.time_features).to(device)   # windows are sliced on the device
     train = splits.train
     if args.train_stride > 1:

@@ -33,7 +33,7 @@ of them convex mixes of neighbours plus noise: ``dataset.meta["redundant"]``), t
 planted sensors that each selector prunes at ``--planted-sparsity`` (0.3): DynST (the same
 budget, ``trainer.search()``), QR (``select_sensors("qr", splits, sparsity=0.3)``), random
 (``select_sensors("random", ...)``, mean of 5 seeds), and the reconstruction value alone
-(:class:`~dynst_pyg.reconstruction.ReconstructionValue`, exact and local, all sensors active,
+(:class:`~dynst_pyg.scoring.ReconstructionValue`, exact and local, all sensors active,
 pruning its lowest scores).
 
 Usage::
@@ -57,6 +57,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from dynst_pyg.data import prepare
 from typing import Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,7 +125,7 @@ class Phase:
 
 # ------------------------------------------------------------------------------ children
 def _config(args, **over):
-    from dynst_pyg.trainer import DynSTConfig
+    from dynst_pyg.training import DynSTConfig
 
     kw = dict(sparsity=0.5, schedule="oneshot", target="all", warmup_epochs=1, search_epochs=1, finetune_epochs=1,
               max_batches=args.max_batches, batch_size=args.batch_size, progress=False, seed=args.seed,
@@ -146,7 +147,7 @@ def _splits(n: int, args, redundant_fraction: float = 0.3):
 
     ds = load_dataset("synthetic", num_nodes=n, num_steps=args.steps, seed=args.seed,
                       redundant_fraction=redundant_fraction)
-    return ds, ds.prepare(t_in=12, t_out=12)
+    return ds, prepare(ds, t_in=12, t_out=12)
 
 
 def _factory(n: int, splits):
@@ -237,7 +238,7 @@ def child_planted(n: int, args) -> dict:
     import torch
 
     from dynst_pyg import DynSTTrainer, select_sensors
-    from dynst_pyg.reconstruction import ReconstructionValue
+    from dynst_pyg.scoring.reconstruction import ReconstructionValue
 
     torch.set_num_threads(args.threads)
     ds, splits = _splits(n, args)

@@ -12,9 +12,9 @@ the warm-up model fine-tuned on all sensors for the same number of epochs.
 
 Aarhus has missing readings: targets there are NaN and never enter a loss or a metric.
 ``--resample k`` averages blocks of ``k`` steps first (the mean of each block's observed
-readings, :func:`dynst_pyg.datasets.resample_mean`), ``--max-batches`` caps the (shuffled)
+readings, :func:`dynst_pyg.data.resample_mean`), ``--max-batches`` caps the (shuffled)
 training batches per epoch; val/test always use every window. The JSON's ``meta`` also holds persistence and
-the time-of-day average (:func:`dynst_pyg.baselines.reference_metrics`) on val and test of
+the time-of-day average (:func:`dynst_pyg.training.reference_metrics`) on val and test of
 exactly this setup, and every row its validation metrics (``val_*``) next to the test ones.
 
 Prints a markdown table (mean ± std over seeds), writes ``--out`` JSON with one row per
@@ -36,14 +36,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dynst_pyg.engine import resolve_device  # noqa: E402
-from dynst_pyg.baselines import reference_metrics  # noqa: E402
-from dynst_pyg.datasets import SPLIT_RATIOS, load_dataset, resample_mean  # noqa: E402
-from dynst_pyg.mask import SensorMask  # noqa: E402
-from dynst_pyg.pipeline import make_backbone  # noqa: E402
-from dynst_pyg.placement import select_sensors  # noqa: E402
-from dynst_pyg.schedules import make_schedule  # noqa: E402
-from dynst_pyg.trainer import DynSTConfig, DynSTTrainer  # noqa: E402
+from dynst_pyg.data import prepare
+from dynst_pyg.training.engine import resolve_device
+from dynst_pyg.training.references import reference_metrics
+from dynst_pyg.data import SPLIT_RATIOS, resample_mean
+from dynst_pyg.datasets import load_dataset
+from dynst_pyg.selection.mask import SensorMask
+from dynst_pyg.models import make_backbone
+from dynst_pyg.placement.selectors import select_sensors
+from dynst_pyg.selection.schedules import make_schedule
+from dynst_pyg.training import DynSTConfig, DynSTTrainer
 
 SELECTORS = ["dense", "dynst-oneshot", "dynst-iterative", "dynst-dropregrow", "random", "degree", "pagerank",
              "betweenness", "qr"]
@@ -108,7 +110,7 @@ def load_splits(args):
     ds = load_dataset(args.dataset)
     if args.resample > 1:
         ds = resample_mean(ds, args.resample)
-    splits = ds.prepare(ratios=SPLIT_RATIOS.get(ds.name, (0.7, 0.1, 0.2)), time_features=args.time_features)
+    splits = prepare(ds, ratios=SPLIT_RATIOS.get(ds.name, (0.7, 0.1, 0.2)), time_features=args.time_features)
     return splits
 
 
@@ -221,7 +223,7 @@ def _write(args, rows, t_start):
             "references": args.references}
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     try:
-        from dynst_pyg.plot import plot_tradeoff
+        from dynst_pyg.viz.maps import plot_tradeoff
         import matplotlib
 
         matplotlib.use("Agg")

@@ -56,9 +56,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 
 from torch_geometric.data import Data  # noqa: E402
 
-from dynst_pyg.mask import SensorMask  # noqa: E402
-from dynst_pyg.subgraph import kron_reduction  # noqa: E402
-from dynst_pyg.transforms import DynSTMask  # noqa: E402
+from dynst_pyg.selection.mask import SensorMask
+from dynst_pyg.graph.subgraph import kron_reduction
+from dynst_pyg.transforms.dynst_mask import DynSTMask
 
 MODES = ("none", "khop", "kron")
 

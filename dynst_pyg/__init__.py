@@ -8,35 +8,39 @@ Quick tour::
 
     mask = SensorMask.load("mask.json")
     small = T.Compose([DynSTMask(mask)])(data)   # pruned sensors leave the graph
+
+This module is the public face only: it re-exports names from the subpackages and loads
+the training layer (which pulls in the model zoo) on first use.
 """
 
-from .mask import SensorMask
-from .constraints import SelectionConstraints, constrained_top_k
-from .subgraph import induced_subgraph, khop_reconnect, kron_reduction, lift, select
-from .transforms import DynSTMask
-from .gate import SensorGate
-from .schedules import DropRegrow, Iterative, OneShot, make_schedule
+from ._version import __version__
+from .data import SpatioTemporalDataset, prepare
+from .datasets import load_dataset, load_los_loop, synthetic_road_network
+from .graph import induced_subgraph, khop_reconnect, kron_reduction, lift, select
+from .metrics import forecast_metrics, masked_mae, masked_mape, masked_rmse
 from .placement import make_selector, select_sensors
 from .sampling import FullData, InfoBatch, RandomPrune, STPrune, iter_batches, make_sampler
-from .metrics import forecast_metrics, masked_mae, masked_mape, masked_rmse
-from .datasets import (SpatioTemporalDataset, load_dataset, load_los_loop, synthetic_road_network)
+from .scoring import SensorGate
+from .selection import DropRegrow, Iterative, OneShot, SelectionConstraints, SensorMask, constrained_top_k, make_schedule
+from .transforms import DynSTMask
 
-__version__ = "0.1.0"
+_LAZY = {"DynSTTrainer": "training", "DynSTConfig": "training", "DynSTResult": "training"}
 
 __all__ = [
-    "SensorMask", "SelectionConstraints", "constrained_top_k", "DynSTMask", "induced_subgraph", "khop_reconnect", "kron_reduction", "lift", "select",
+    "__version__",
+    "SensorMask", "SelectionConstraints", "constrained_top_k", "DynSTMask", "induced_subgraph", "khop_reconnect",
+    "kron_reduction", "lift", "select",
     "SensorGate", "OneShot", "Iterative", "DropRegrow", "make_schedule", "make_selector", "select_sensors",
     "STPrune", "InfoBatch", "RandomPrune", "FullData", "iter_batches", "make_sampler",
     "masked_mae", "masked_rmse", "masked_mape", "forecast_metrics",
-    "SpatioTemporalDataset", "load_dataset", "load_los_loop", "synthetic_road_network",
-    "DynSTTrainer", "DynSTConfig",
+    "SpatioTemporalDataset", "prepare", "load_dataset", "load_los_loop", "synthetic_road_network",
+    *_LAZY,
 ]
 
 
 def __getattr__(name: str):
-    # the trainer pulls in the model zoo; import it on first use only
-    if name in ("DynSTTrainer", "DynSTConfig", "DynSTResult"):
-        from . import trainer
+    if name in _LAZY:
+        import importlib
 
-        return getattr(trainer, name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'dynst_pyg' has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 All functions take ``pred`` and ``true`` of the same shape ``[B, T_out, N, F]`` (any
 shape with the batch first works) on the original scale. Entries whose true value is
-NaN (a missing reading, as :class:`~dynst_pyg.datasets.WindowDataset` serves it) or
+NaN (a missing reading, as :class:`~dynst_pyg.data.WindowDataset` serves it) or
 equals ``null_value`` are excluded, and they pass no gradient (not even a NaN one) to
 ``pred``. The mask is normalised *per sample*: each sample's
 error is averaged over its own valid entries, and samples with no valid entry (padding)
@@ -16,7 +16,15 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["masked_mae", "masked_rmse", "masked_mape", "valid_mask", "forecast_metrics"]
+__all__ = ["HORIZONS", "horizons_for", "masked_mae", "masked_rmse", "masked_mape", "valid_mask", "forecast_metrics"]
+
+#: The forecast steps every report and table shows (15, 30 and 60 minutes at 5-minute steps).
+HORIZONS = (3, 6, 12)
+
+
+def horizons_for(t_out: int) -> tuple:
+    """The :data:`HORIZONS` a forecast of ``t_out`` steps reaches (``(t_out,)`` when it reaches none)."""
+    return tuple(h for h in HORIZONS if h <= t_out) or (t_out,)
 
 
 def valid_mask(true: Tensor, null_value: Optional[float] = None) -> Tensor:
@@ -86,7 +94,7 @@ def masked_mape(pred: Tensor, true: Tensor, null_value: Optional[float] = None, 
 
 
 def forecast_metrics(pred: Tensor, true: Tensor, null_value: Optional[float] = None,
-                     horizons: Sequence[int] = (3, 6, 12)) -> dict[str, float]:
+                     horizons: Sequence[int] = HORIZONS) -> dict[str, float]:
     """MAE, RMSE, MAPE overall and per horizon for ``[B, T_out, N, F]`` forecasts.
 
     Horizon ``h`` is the ``h``-th forecast step (index ``h - 1`` of dim 1). Returns keys

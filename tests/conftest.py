@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from dynst_pyg.data import prepare
 from dynst_pyg.datasets import data_root
 
 
@@ -33,7 +34,7 @@ def los_loop():
 
 @pytest.fixture(scope="session")
 def los_loop_splits(los_loop):
-    return los_loop.prepare()
+    return prepare(los_loop)
 
 
 @pytest.fixture(scope="session")

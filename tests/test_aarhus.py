@@ -13,8 +13,9 @@ import pytest
 import torch
 
 import dynst_pyg.datasets.aarhus as A
-from dynst_pyg.datasets import (SPLIT_RATIOS, ChecksumMismatch, DataFileMissing, dataset_summary, load_aarhus,
-                                load_dataset)
+from dynst_pyg.data import prepare
+from dynst_pyg.data import SPLIT_RATIOS
+from dynst_pyg.datasets import ChecksumMismatch, DataFileMissing, dataset_summary, load_aarhus, load_dataset
 
 HEADER = "status,avgMeasuredTime,avgSpeed,extID,medianMeasuredTime,TIMESTAMP,vehicleCount,_id,REPORT_ID\n"
 META_HEADER = ("POINT_1_STREET,DURATION_IN_SEC,POINT_1_NAME,POINT_1_CITY,POINT_2_NAME,POINT_2_LNG,POINT_2_STREET,"
@@ -245,8 +246,8 @@ def test_real_aarhus_shape_graph_and_observed_share(aarhus_real):
 @pytest.mark.slow
 def test_real_aarhus_reference_numbers(aarhus_real):
     """The data card's numbers: speed, test = last 20 % of steps, every observed cell weighted alike."""
-    from dynst_pyg.baselines import HistoricalAverage, reference_metrics
-    from dynst_pyg.datasets import forward_fill
+    from dynst_pyg.training.references import HistoricalAverage, reference_metrics
+    from dynst_pyg.data import forward_fill
     from dynst_pyg.metrics import masked_mae
 
     ds = aarhus_real
@@ -256,7 +257,7 @@ def test_real_aarhus_reference_numbers(aarhus_real):
     carried = forward_fill(ds.series[..., 0])
     persistence = [float(masked_mae(carried[t0 - h:T - h].unsqueeze(0), y)) for h in (3, 6, 12)]
     assert persistence == pytest.approx([6.24, 7.48, 8.74], abs=0.005)
-    sp = ds.prepare(t_in=12, t_out=12, ratios=SPLIT_RATIOS["aarhus"])
+    sp = prepare(ds, t_in=12, t_out=12, ratios=SPLIT_RATIOS["aarhus"])
     ha = HistoricalAverage(sp)
     pred = ha.table[(torch.arange(t0, T) + ha.offset) % ha.slots][..., 0].unsqueeze(0)
     assert float(masked_mae(pred, y)) == pytest.approx(9.45, abs=0.005)

@@ -6,14 +6,15 @@ import pytest
 import torch
 from torch import nn
 
-from dynst_pyg.checkpoint import CheckpointMismatchError, Checkpointer, run_fingerprint, tensor_checksum
+from dynst_pyg.data import prepare
+from dynst_pyg.training.checkpoint import CheckpointMismatchError, Checkpointer, run_fingerprint, tensor_checksum
 from dynst_pyg.datasets import synthetic_road_network
-from dynst_pyg.trainer import DynSTConfig
+from dynst_pyg.training import DynSTConfig
 
 
 @pytest.fixture(scope="module")
 def splits():
-    return synthetic_road_network(num_nodes=20, num_steps=300, seed=0).prepare()
+    return prepare(synthetic_road_network(num_nodes=20, num_steps=300, seed=0))
 
 
 def test_fingerprint_names_what_determines_the_result(splits):

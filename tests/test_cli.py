@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from dynst_pyg.cli import build_parser, main
+from dynst_pyg.cli.main import build_parser, main
 
 TINY = ["--nodes", "20", "--steps", "400", "--epochs", "1", "--warmup-epochs", "1", "--search-epochs", "1",
         "--max-batches", "2", "--batch-size", "16", "--quiet"]
@@ -69,8 +69,8 @@ def test_prune_with_a_baseline_and_target_kept(tmp_path):
     (["prune", "--dataset", "metr-la", "--root", "/nonexistent"], "metr-la.h5"),
 ])
 def test_errors_are_one_line_and_nonzero(args, msg, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "dynst_pyg.cli", *args, "--out", str(tmp_path / "x")]
-                       if args[0] == "prune" else [sys.executable, "-m", "dynst_pyg.cli", *args],
+    r = subprocess.run([sys.executable, "-m", "dynst_pyg", *args, "--out", str(tmp_path / "x")]
+                       if args[0] == "prune" else [sys.executable, "-m", "dynst_pyg", *args],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2
     err = r.stderr.strip().splitlines()

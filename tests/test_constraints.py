@@ -13,7 +13,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from dynst_pyg.constraints import GreedySelection, SelectionConstraints, constrained_top_k, top_k_mask
+from dynst_pyg.selection.constraints import GreedySelection, SelectionConstraints, constrained_top_k, top_k_mask
 
 
 def kept(mask):

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from dynst_pyg.datasets import (SpatioTemporalDataset, StandardScaler, from_arrays, num_windows,
-                                synthetic_road_network)
+from dynst_pyg.data import prepare
+from dynst_pyg.data import SpatioTemporalDataset, StandardScaler, num_windows
+from dynst_pyg.datasets import from_arrays, synthetic_road_network
 
 
 def line_graph(n: int) -> torch.Tensor:
@@ -56,13 +57,13 @@ def test_los_loop_coordinates_match_locations_file(los_loop):
 
 @pytest.mark.data
 def test_los_loop_scaler_uses_training_steps_only(los_loop):
-    sp = los_loop.prepare()
+    sp = prepare(los_loop)
     n = sp.train_steps
     assert n == len(sp.train) - 1 + 24
     # perturbing the steps after the training part must not change the scaler
     series = los_loop.series.clone()
     series[n:] += 100.0
-    sp2 = los_loop.replace(series=series).prepare()
+    sp2 = prepare(los_loop.replace(series=series))
     assert torch.equal(sp.scaler.mean, sp2.scaler.mean) and torch.equal(sp.scaler.std, sp2.scaler.std)
     expected = los_loop.series[:n].mean()
     assert float(sp.scaler.mean[0]) == pytest.approx(float(expected), rel=1e-5)
@@ -71,7 +72,7 @@ def test_los_loop_scaler_uses_training_steps_only(los_loop):
 # ---------------------------------------------------------------- windows
 def test_windows_batch_equals_items_and_layout():
     ds = small(T=40, N=3)
-    sp = ds.prepare(t_in=4, t_out=2, ratios=(0.6, 0.2, 0.2))
+    sp = prepare(ds, t_in=4, t_out=2, ratios=(0.6, 0.2, 0.2))
     x, y = sp.train.batch(torch.tensor([0, 5]))
     assert x.shape == (2, 4, 3, 1) and y.shape == (2, 2, 3, 1)
     x5, y5 = sp.train[5]
@@ -83,7 +84,7 @@ def test_windows_batch_equals_items_and_layout():
 
 def test_to_data_is_node_first_even_when_T_equals_N():
     ds = small(T=120, N=12)
-    sp = ds.prepare(t_in=12, t_out=12, ratios=(0.6, 0.2, 0.2))
+    sp = prepare(ds, t_in=12, t_out=12, ratios=(0.6, 0.2, 0.2))
     d = sp.train.to_data(3)
     assert d.x.shape == (12, 12, 1) and d.y.shape == (12, 12, 1) and d.num_nodes == 12
     x, _ = sp.train[3]
@@ -93,7 +94,7 @@ def test_to_data_is_node_first_even_when_T_equals_N():
 
 def test_stride_and_gap():
     ds = small(T=100, N=2)
-    sp = ds.prepare(t_in=6, t_out=6, stride=3, ratios=(0.5, 0.25, 0.25))
+    sp = prepare(ds, t_in=6, t_out=6, stride=3, ratios=(0.5, 0.25, 0.25))
     assert torch.all(sp.train.starts % 3 == 0)
     last_train_target = int(sp.train.starts[-1]) + 11
     assert int(sp.val.starts[0]) + 6 > last_train_target
@@ -103,7 +104,7 @@ def test_stride_and_gap():
 
 def test_time_features():
     ds = small(T=600, N=2)
-    sp = ds.prepare(time_features=True)
+    sp = prepare(ds, time_features=True)
     x, _ = sp.train[0]
     assert x.shape[-1] == 3
     tod = x[:, 0, 1]
@@ -164,13 +165,13 @@ def test_inputs_are_copied_not_aliased():
 def test_too_short_for_one_window_and_bad_prepare_args():
     ds = small(T=20, N=2)
     with pytest.raises(ValueError, match="too short"):
-        ds.prepare(t_in=12, t_out=12)
+        prepare(ds, t_in=12, t_out=12)
     with pytest.raises(ValueError, match="ratios"):
-        small(T=100).prepare(ratios=(0.5, 0.5, 0.5))
+        prepare(small(T=100), ratios=(0.5, 0.5, 0.5))
     with pytest.raises(ValueError, match="target_features"):
-        small(T=100).prepare(target_features=(3,))
+        prepare(small(T=100), target_features=(3,))
     with pytest.raises(ValueError, match="t_in"):
-        small(T=100).prepare(t_in=0)
+        prepare(small(T=100), t_in=0)
 
 
 def test_from_arrays_and_networkx_and_signal_roundtrip():

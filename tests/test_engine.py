@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from dynst_pyg.engine import DistContext, EpochEngine, LoopState, Phase, epoch_seed, resolve_device
-from dynst_pyg.sampling import RandomPrune
+from dynst_pyg.training.engine import DistContext, EpochEngine, LoopState, Phase, epoch_seed, resolve_device
+from dynst_pyg.sampling.policies import RandomPrune
 
 
 def test_resolve_device():

@@ -13,6 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dynst_pyg.data import prepare
 from dynst_pyg.datasets.folder import FolderFormatError, load_folder
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "datasets" / "example"
@@ -31,7 +32,7 @@ def test_example_folder_loads_exactly():
     assert ds.edge_index[:, :2].tolist() == [[0, 1], [1, 0]]
     assert ds.edge_weight.tolist() == pytest.approx(np.exp(-(d / d.std()) ** 2).tolist(), rel=1e-6)
     assert ds.pos[0].tolist() == pytest.approx([10.18, 56.15])  # (lon, lat)
-    splits = ds.prepare(t_in=12, t_out=3)  # the window pipeline runs on it
+    splits = prepare(ds, t_in=12, t_out=3)  # the window pipeline runs on it
     assert splits.train[0][0].shape == (12, 6, 1)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dynst_pyg.gate import SensorGate
+from dynst_pyg.scoring.gate import SensorGate
 
 
 def test_gate_zeroes_pruned_sensors_for_every_time_step_and_feature():
@@ -108,7 +108,7 @@ def test_importance_blends_reconstruction_value():
     g.saliency.copy_(torch.tensor([1.0, 0.5, 0.25, 0.0]))
     before = g.importance()
     assert torch.allclose(before, torch.tensor([1.0, 0.5, 0.25, 0.0]))  # no recon set yet: weight unused
-    g.recon = torch.tensor([0.25, 0.5, 0.75, 1.0])
+    g.set_reconstruction(torch.tensor([0.25, 0.5, 0.75, 1.0]))
     assert torch.allclose(g.importance(), 0.25 * before + 0.75 * g.recon)
     with pytest.raises(ValueError, match="recon_weight"):
         SensorGate(4, recon_weight=1.5)

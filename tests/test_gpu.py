@@ -8,9 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dynst_pyg.data import prepare
 from dynst_pyg.datasets import synthetic_road_network
 from dynst_pyg.models import GraphWaveNet
-from dynst_pyg.trainer import DynSTConfig, DynSTTrainer
+from dynst_pyg.training import DynSTConfig, DynSTTrainer
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none on this machine)")]
@@ -25,7 +26,7 @@ def _cfg(**kw):
 
 @pytest.fixture(scope="module")
 def tiny():
-    return synthetic_road_network(num_nodes=24, num_steps=500, redundant_fraction=0.3, seed=1).prepare()
+    return prepare(synthetic_road_network(num_nodes=24, num_steps=500, redundant_fraction=0.3, seed=1))
 
 
 @pytest.mark.parametrize("precision", ["32", "bf16", "16"])

@@ -1,4 +1,4 @@
-"""Tests for dynst_pyg.mask.SensorMask."""
+"""Tests for dynst_pyg.selection.SensorMask."""
 from __future__ import annotations
 
 import copy
@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dynst_pyg.mask import MASK_FORMAT_VERSION, SensorMask
+from dynst_pyg.selection.mask import MASK_FORMAT_VERSION, SensorMask
 
 
 # --------------------------------------------------------------------------- basics
@@ -310,7 +310,7 @@ def test_bad_input_leaves_inputs_unchanged():
 
 
 # --------------------------------------------------------------------------- constraints in meta
-from dynst_pyg.constraints import SelectionConstraints  # noqa: E402
+from dynst_pyg.selection.constraints import SelectionConstraints
 
 
 def test_constraints_travel_in_meta_and_json(tmp_path):

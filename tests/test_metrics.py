@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from dynst_pyg.baselines import HistoricalAverage, persistence_forecast, reference_metrics
-from dynst_pyg.datasets import SpatioTemporalDataset
+from dynst_pyg.data import prepare
+from dynst_pyg.training.references import HistoricalAverage, persistence_forecast, reference_metrics
+from dynst_pyg.data import SpatioTemporalDataset
 from dynst_pyg.metrics import forecast_metrics, masked_mae, masked_mape, masked_rmse
 
 
@@ -55,7 +56,7 @@ def test_persistence_and_historical_average_exact_on_tiny_series():
     pattern = torch.tensor([10.0, 20.0, 30.0, 40.0])
     series = pattern.repeat(10).reshape(40, 1, 1)
     ds = SpatioTemporalDataset(series, torch.zeros(2, 0, dtype=torch.long), interval_minutes=360)
-    sp = ds.prepare(t_in=2, t_out=2, ratios=(0.6, 0.2, 0.2))
+    sp = prepare(ds, t_in=2, t_out=2, ratios=(0.6, 0.2, 0.2))
     x, y = sp.test.batch(torch.arange(len(sp.test)))
     ha = HistoricalAverage(sp).forecast(sp.test)
     assert torch.allclose(ha, y)  # a perfectly periodic series is forecast exactly

@@ -9,10 +9,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dynst_pyg.data import prepare
 from dynst_pyg import DynSTMask
-from dynst_pyg.baselines import HistoricalAverage, persistence_forecast
-from dynst_pyg.datasets import (SpatioTemporalDataset, StandardScaler, forward_fill, from_static_signal,
-                                to_static_signal, to_temporal_signal)
+from dynst_pyg.training.references import HistoricalAverage, persistence_forecast
+from dynst_pyg.data import SpatioTemporalDataset, StandardScaler, forward_fill
+from dynst_pyg.datasets import from_static_signal, to_static_signal, to_temporal_signal
 from dynst_pyg.metrics import forecast_metrics, masked_mae, masked_mape, masked_rmse
 
 NAN = float("nan")
@@ -89,7 +90,7 @@ def tiny_with_gaps() -> SpatioTemporalDataset:
 
 def test_input_fill_rule_exact_and_targets_keep_nan():
     ds = tiny_with_gaps()
-    sp = ds.prepare(t_in=2, t_out=1, ratios=(0.6, 0.2, 0.2))
+    sp = prepare(ds, t_in=2, t_out=1, ratios=(0.6, 0.2, 0.2))
     n = sp.train_steps
     raw = ds.series[:n, :, 0]
     obs = ~torch.isnan(raw)
@@ -113,10 +114,10 @@ def test_input_fill_rule_exact_and_targets_keep_nan():
 
 def test_missing_indicator_channels_and_layout():
     ds = tiny_with_gaps()
-    sp = ds.prepare(t_in=2, t_out=1, ratios=(0.6, 0.2, 0.2), missing_indicator=True, time_features=True)
+    sp = prepare(ds, t_in=2, t_out=1, ratios=(0.6, 0.2, 0.2), missing_indicator=True, time_features=True)
     assert sp.in_features == 1 + 1 + 2 and sp.missing_indicator
     assert torch.equal(sp.train.inputs[..., 1], ds.observed[..., 0].float())
-    plain = ds.prepare(t_in=2, t_out=1, ratios=(0.6, 0.2, 0.2), time_features=True)
+    plain = prepare(ds, t_in=2, t_out=1, ratios=(0.6, 0.2, 0.2), time_features=True)
     assert torch.equal(sp.train.inputs[..., 0], plain.train.inputs[..., 0])
     assert torch.equal(sp.train.inputs[..., 2:], plain.train.inputs[..., 1:])
     # reprepare keeps the layout
@@ -152,9 +153,9 @@ def test_a_gap_changes_nothing_but_what_it_should():
     b[gap_t, gap_n, 0] = 1000.0  # a different value behind the same gap
     obs = torch.ones(40, 3, 1, dtype=torch.bool)
     obs[gap_t, gap_n, 0] = False
-    sa = SpatioTemporalDataset(a, line_graph(3), observed=obs, interval_minutes=360).prepare(t_in=3, t_out=2)
-    sb = SpatioTemporalDataset(b, line_graph(3), observed=obs, interval_minutes=360).prepare(t_in=3, t_out=2)
-    full = SpatioTemporalDataset(a, line_graph(3), interval_minutes=360).prepare(t_in=3, t_out=2)
+    sa = prepare(SpatioTemporalDataset(a, line_graph(3), observed=obs, interval_minutes=360), t_in=3, t_out=2)
+    sb = prepare(SpatioTemporalDataset(b, line_graph(3), observed=obs, interval_minutes=360), t_in=3, t_out=2)
+    full = prepare(SpatioTemporalDataset(a, line_graph(3), interval_minutes=360), t_in=3, t_out=2)
     # what is behind a gap is never read: scaler, inputs, targets, references all agree
     assert torch.equal(sa.scaler.mean, sb.scaler.mean) and torch.equal(sa.scaler.std, sb.scaler.std)
     assert torch.equal(sa.train.inputs, sb.train.inputs)
@@ -176,7 +177,7 @@ def test_historical_average_ignores_the_gap():
     series[:, 1] += torch.arange(40, dtype=torch.float32).reshape(40, 1)  # sensor 1 drifts
     series[5, 1, 0] = NAN  # slot 1 of day 1 is missing
     ds = SpatioTemporalDataset(series, line_graph(2), interval_minutes=360)
-    sp = ds.prepare(t_in=2, t_out=2, ratios=(0.6, 0.2, 0.2))
+    sp = prepare(ds, t_in=2, t_out=2, ratios=(0.6, 0.2, 0.2))
     ha = HistoricalAverage(sp)
     n = sp.train_steps
     slot1 = [t for t in range(1, n, 4) if t != 5]
@@ -188,7 +189,7 @@ def test_persistence_carries_the_last_observation_over_a_gap():
     s = ramp(T=40, N=2)
     s[20:23, 0, 0] = NAN
     ds = SpatioTemporalDataset(s, line_graph(2))
-    sp = ds.prepare(t_in=3, t_out=2, ratios=(0.5, 0.25, 0.25))
+    sp = prepare(ds, t_in=3, t_out=2, ratios=(0.5, 0.25, 0.25))
     idx = int((sp.val.starts == 20).nonzero()[0])
     p = persistence_forecast(sp.val, sp, torch.tensor([idx]))  # sensor 0's inputs (steps 20..22) are all missing
     assert float(p[0, 0, 0, 0]) == pytest.approx(float(s[19, 0, 0]), abs=1e-4)
@@ -200,15 +201,15 @@ def test_sensor_without_training_reading_is_refused_by_id():
     s[:30, 2, 0] = NAN
     ds = SpatioTemporalDataset(s, line_graph(3), sensor_id=["a", "b", "c7"])
     with pytest.raises(ValueError, match=r"'c7' \(f0\).*select_nodes"):
-        ds.prepare(t_in=2, t_out=2)
+        prepare(ds, t_in=2, t_out=2)
     # dropping it as the message suggests works
     kept = ds.select_nodes(ds.observed[:30].any(0).all(-1))
-    assert kept.sensor_id == ["a", "b"] and len(kept.prepare(t_in=2, t_out=2).train) > 0
+    assert kept.sensor_id == ["a", "b"] and len(prepare(kept, t_in=2, t_out=2).train) > 0
 
 
 def test_train_series_is_normalised_targets_and_their_validity():
     ds = SpatioTemporalDataset(torch.cat([tiny_with_gaps().series, ramp(10, 2)], -1), line_graph(2))
-    sp = ds.prepare(t_in=2, t_out=1, ratios=(0.6, 0.2, 0.2), target_features=(1, 0))
+    sp = prepare(ds, t_in=2, t_out=1, ratios=(0.6, 0.2, 0.2), target_features=(1, 0))
     series, valid = sp.train_series()
     n = sp.train_steps
     assert series.shape == valid.shape == (n, 2, 2)
@@ -283,7 +284,7 @@ def test_select_nodes_order_bool_and_errors():
 
 def test_window_dataset_transform_applies_to_to_data():
     ds = gappy()
-    sp = ds.prepare(t_in=3, t_out=2, ratios=(0.6, 0.2, 0.2))
+    sp = prepare(ds, t_in=3, t_out=2, ratios=(0.6, 0.2, 0.2))
     w = sp.train
     plain = w.to_data(5)  # targets are steps 8 and 9; sensor 3 has no reading at step 8
     assert tuple(plain.y.shape) == (4, 2, 1) and torch.isnan(plain.y).nonzero().tolist() == [[3, 0, 0]]

@@ -14,7 +14,8 @@ import time
 import pytest
 import torch
 
-from dynst_pyg.baselines import reference_metrics
+from dynst_pyg.data import prepare
+from dynst_pyg.training.references import reference_metrics
 from dynst_pyg.metrics import forecast_metrics, masked_mae
 from dynst_pyg.models import DCRNN, GraphWaveNet
 
@@ -64,7 +65,7 @@ def train_and_test(model, splits, epochs, lr, batch_size=64, seed=0, log=print):
 @pytest.mark.data
 def test_small_models_beat_persistence_and_historical_average(los_loop):
     torch.manual_seed(0)
-    splits = los_loop.prepare(t_in=12, t_out=12, time_features=True)
+    splits = prepare(los_loop, t_in=12, t_out=12, time_features=True)
     ref = reference_metrics(splits, "test", HORIZONS)
     n = splits.num_nodes
     models = {

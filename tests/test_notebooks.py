@@ -166,7 +166,7 @@ def test_pruned_sensor_maps_runs_and_writes_figures(tmp_path, monkeypatch, los_l
     _assert_pngs(figures, ["los_loop_importance.png", "los_loop_masks_50.png", "los_loop_dynst_vs_random.png",
                            "los_loop_dynst_vs_qr.png", "los_loop_tradeoff.png"])
     # the mask was produced in the notebook itself and saved next to the figures
-    from dynst_pyg.mask import SensorMask
+    from dynst_pyg.selection.mask import SensorMask
 
     mask = SensorMask.load(figures / "los_loop_dynst_mask.json")
     assert mask.num_nodes == los_loop.num_nodes and mask.method.startswith("dynst")
@@ -191,7 +191,7 @@ def test_aarhus_sensor_map_runs_and_writes_figures(tmp_path, monkeypatch):
     assert dropped, "the fast run did not slice the dataset to two weeks"
     n = 449 - int(dropped.group(1))
     assert f"4032 steps x {n} segments x 1 feature (speed)" in text and "observed share:" in text
-    from dynst_pyg.mask import SensorMask
+    from dynst_pyg.selection.mask import SensorMask
 
     # the DynST mask was produced in the notebook itself and saved next to the figures
     mask = SensorMask.load(figures / "aarhus_dynst_mask.json")

@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from dynst_pyg.datasets import SpatioTemporalDataset, synthetic_road_network
-from dynst_pyg.placement import SELECTORS, QRSelector, make_selector, select_sensors
+from dynst_pyg.data import prepare
+from dynst_pyg.data import SpatioTemporalDataset
+from dynst_pyg.datasets import synthetic_road_network
+from dynst_pyg.placement.selectors import SELECTORS, QRSelector, make_selector, select_sensors
 
 
 @pytest.fixture(scope="module")
 def syn_splits():
-    return synthetic_road_network(num_nodes=40, num_steps=600, redundant_fraction=0.3, seed=2).prepare()
+    return prepare(synthetic_road_network(num_nodes=40, num_steps=600, redundant_fraction=0.3, seed=2))
 
 
 def star(n=6):
@@ -44,7 +46,7 @@ def test_selectors_never_see_val_or_test(name, syn_splits):
     series = ds.series.clone()
     g = torch.Generator().manual_seed(0)
     series[n:] = torch.rand(series[n:].shape, generator=g) * 100  # scramble everything after training
-    scrambled = ds.replace(series=series).prepare()
+    scrambled = prepare(ds.replace(series=series))
     a = select_sensors(name, syn_splits, sparsity=0.5)
     b = select_sensors(name, scrambled, sparsity=0.5)
     assert torch.equal(a.keep, b.keep) and torch.allclose(a.scores, b.scores)
@@ -52,13 +54,13 @@ def test_selectors_never_see_val_or_test(name, syn_splits):
 
 def test_degree_and_pagerank_pick_the_hub():
     ds = SpatioTemporalDataset(torch.rand(300, 6, 1), star())
-    sp = ds.prepare()
+    sp = prepare(ds)
     for name in ("degree", "pagerank", "betweenness"):
         assert select_sensors(name, sp, budget=1).keep.tolist() == [0]
 
 
 def test_random_is_seeded():
-    sp = synthetic_road_network(num_nodes=30, num_steps=300).prepare()
+    sp = prepare(synthetic_road_network(num_nodes=30, num_steps=300))
     a = select_sensors("random", sp, sparsity=0.5, seed=3)
     b = select_sensors("random", sp, sparsity=0.5, seed=3)
     c = select_sensors("random", sp, sparsity=0.5, seed=4)
@@ -74,7 +76,7 @@ def test_qr_picks_informative_sensors_on_low_rank_data():
     cols = [s1 * 5, s2 * 5] + [0.1 * s1 + 0.1 * s2] * 8
     X = np.stack(cols, 1)[:, :, None] + 50
     ds = SpatioTemporalDataset(torch.tensor(X, dtype=torch.float32), star(10))
-    m = QRSelector(budget=2).fit(ds.prepare()).mask_
+    m = QRSelector(budget=2).fit(prepare(ds)).mask_
     assert m.keep.tolist() == [0, 1]
 
 
@@ -92,9 +94,9 @@ def test_bad_arguments():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from dynst_pyg.constraints import SelectionConstraints  # noqa: E402
-from dynst_pyg.mask import SensorMask  # noqa: E402
-from dynst_pyg.placement import NotFittedError, RandomSelector, training_snapshots  # noqa: E402
+from dynst_pyg.selection.constraints import SelectionConstraints
+from dynst_pyg.selection.mask import SensorMask
+from dynst_pyg.placement.selectors import NotFittedError, RandomSelector, training_snapshots
 
 
 def region_constraints(n, budget=None):
@@ -160,7 +162,7 @@ def test_cost_aware_qr_keeps_the_cheap_one_of_two_redundant_sensors():
     T = 400
     s1, s2 = rng.standard_normal(T), rng.standard_normal(T)
     cols = [s1 * 5.0, s1 * 4.9, s2 * 5.0] + [0.1 * s1 + 0.1 * s2] * 5
-    sp = rank2_dataset(cols).prepare()
+    sp = prepare(rank2_dataset(cols))
     assert QRSelector(budget=2).fit(sp).mask_.keep.tolist() == [0, 2]
     c = SelectionConstraints(costs=[10.0, 1.0, 1.0] + [1.0] * 5, cost_budget=11.0)
     assert QRSelector(budget=2, constraints=c, cost_penalty=0.0).fit(sp).mask_.keep.tolist() == [0, 2]
@@ -175,7 +177,7 @@ def test_region_aware_qr_meets_minima_and_pivots_protected_first():
     T = 400
     s1, s2 = rng.standard_normal(T), rng.standard_normal(T)
     cols = [s1 * 5, s2 * 5] + [0.1 * s1 + 0.1 * s2] * 8
-    sp = rank2_dataset(cols).prepare()
+    sp = prepare(rank2_dataset(cols))
     c = SelectionConstraints(regions=["a", "a"] + ["b"] * 8, min_per_region={"b": 1})
     m = QRSelector(budget=2, constraints=c).fit(sp).mask_
     assert m.keep.tolist()[0] in (0, 1) and len(m.keep) == 2 and m.keep.tolist()[1] >= 2

@@ -1,4 +1,4 @@
-"""Tests of dynst_pyg.plot: figures are written, the right points are drawn, bad input raises."""
+"""Tests of dynst_pyg.viz: figures are written, the right points are drawn, bad input raises."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from dynst_pyg.datasets import SpatioTemporalDataset  # noqa: E402
-from dynst_pyg.mask import SensorMask  # noqa: E402
-from dynst_pyg.plot import (GID_EDGES, GID_KEPT, GID_PRUNED, GID_SCALE, km_per_degree,  # noqa: E402
-                            load_tradeoff_rows, plot_mask_comparison, plot_masks, plot_sensor_map,
-                            plot_tradeoff)
+from dynst_pyg.data import SpatioTemporalDataset
+from dynst_pyg.selection.mask import SensorMask
+from dynst_pyg.viz.maps import (GID_EDGES, GID_KEPT, GID_PRUNED, GID_SCALE, km_per_degree, load_tradeoff_rows,
+                                plot_mask_comparison, plot_masks, plot_sensor_map, plot_tradeoff)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -263,8 +262,8 @@ def test_tradeoff_panels_filters_and_errors(tmp_path):
 
 
 def test_region_map_colours_kept_sensors_by_region():
-    from dynst_pyg.constraints import SelectionConstraints
-    from dynst_pyg.plot import plot_region_map
+    from dynst_pyg.selection.constraints import SelectionConstraints
+    from dynst_pyg.viz.maps import plot_region_map
 
     ds = _grid_dataset()
     regions = ["west" if i % 4 < 2 else "east" for i in range(16)]

@@ -9,12 +9,13 @@ from hypothesis import strategies as st
 from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
+from dynst_pyg.data import prepare
 from dynst_pyg.datasets import synthetic_road_network
-from dynst_pyg.mask import SensorMask
+from dynst_pyg.selection.mask import SensorMask
 from dynst_pyg.models import (DCRNN, GraphWaveNet, LiftHead, TGTAdapter, dense_from_batch, to_dense_windows,
                               to_node_first, window_layout)
-from dynst_pyg.subgraph import induced_subgraph
-from dynst_pyg.transforms import DynSTMask
+from dynst_pyg.graph.subgraph import induced_subgraph
+from dynst_pyg.transforms.dynst_mask import DynSTMask
 
 N, T_IN, T_OUT, B = 20, 6, 3, 4
 KEEP = [0, 2, 3, 5, 8, 9, 11, 14, 15, 19]
@@ -22,7 +23,7 @@ KEEP = [0, 2, 3, 5, 8, 9, 11, 14, 15, 19]
 
 @pytest.fixture(scope="module")
 def splits():
-    return synthetic_road_network(num_nodes=N, num_steps=160, seed=0).prepare(t_in=T_IN, t_out=T_OUT)
+    return prepare(synthetic_road_network(num_nodes=N, num_steps=160, seed=0), t_in=T_IN, t_out=T_OUT)
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import dynst_pyg.reconstruction as rec
+import dynst_pyg.scoring.reconstruction as rec
 from dynst_pyg.datasets import synthetic_road_network
-from dynst_pyg.reconstruction import ReconstructionValue, elimination_order, graph_clusters, training_moments
+from dynst_pyg.scoring.reconstruction import ReconstructionValue, elimination_order, graph_clusters, training_moments
 
 
 def _brute_force_order(x, active, horizons, ridge=1e-3):
@@ -100,7 +100,7 @@ def test_training_moments_handles_invalid_readings_and_bad_input():
 
 
 def test_gate_module_still_exports_the_moved_functions():
-    from dynst_pyg import gate
+    from dynst_pyg.scoring import gate
 
     assert gate.elimination_order is rec.elimination_order
     assert gate.training_moments is rec.training_moments

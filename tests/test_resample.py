@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dynst_pyg.datasets import SpatioTemporalDataset, resample_mean
+from dynst_pyg.data import SpatioTemporalDataset, resample_mean
 
 NAN = float("nan")
 

@@ -6,20 +6,9 @@ import pytest
 import torch
 
 from dynst_pyg.metrics import masked_mae
-from dynst_pyg.sampling import (
-    POLICIES,
-    FullData,
-    InfoBatch,
-    PruningSampler,
-    RandomPrune,
-    STPrune,
-    epoch_skip_ratio,
-    iter_batches,
-    make_sampler,
-    rank_normalize,
-    window_complexity,
-    window_nonstationarity,
-)
+from dynst_pyg.sampling.policies import (POLICIES, FullData, InfoBatch, PruningSampler, RandomPrune, STPrune,
+                                         epoch_skip_ratio, iter_batches, make_sampler, rank_normalize,
+                                         window_complexity, window_nonstationarity)
 
 
 class _Windows:

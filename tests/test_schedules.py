@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from dynst_pyg.schedules import DropRegrow, Iterative, OneShot, make_schedule, num_to_keep, top_k_mask
+from dynst_pyg.selection.schedules import DropRegrow, Iterative, OneShot, make_schedule, num_to_keep, top_k_mask
 
 
 def test_num_to_keep_and_budget():
@@ -128,7 +128,7 @@ def test_make_schedule_and_errors():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from dynst_pyg.constraints import SelectionConstraints  # noqa: E402
+from dynst_pyg.selection.constraints import SelectionConstraints
 
 
 def test_prune_to_is_public_and_protected_is_a_shortcut_for_constraints():

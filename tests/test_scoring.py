@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from hypothesis import given, settings, strategies as st
 
-from dynst_pyg.gate import SensorGate
-from dynst_pyg.scoring import PairedDropoutScorer, greedy_independent_set
+from dynst_pyg.scoring.gate import SensorGate
+from dynst_pyg.scoring.marginal import PairedDropoutScorer, greedy_independent_set
 
 
 def _sequential(n, edges, active, order):

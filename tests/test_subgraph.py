@@ -1,4 +1,4 @@
-"""Tests for dynst_pyg.subgraph: induced subgraph, k-hop and Kron reconnection, select/lift."""
+"""Tests for dynst_pyg.graph: induced subgraph, k-hop and Kron reconnection, select/lift."""
 from __future__ import annotations
 
 import pickle
@@ -10,9 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import dynst_pyg.subgraph as subgraph_mod
-from dynst_pyg.mask import SensorMask
-from dynst_pyg.subgraph import induced_subgraph, khop_reconnect, kron_reduction, lift, select
+import dynst_pyg.graph.subgraph as subgraph_mod
+from dynst_pyg.selection.mask import SensorMask
+from dynst_pyg.graph.subgraph import induced_subgraph, khop_reconnect, kron_reduction, lift, select
 
 
 # --------------------------------------------------------------------------- helpers

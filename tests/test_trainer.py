@@ -5,16 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dynst_pyg.data import prepare
 from dynst_pyg.datasets import synthetic_road_network
-from dynst_pyg.mask import SensorMask
+from dynst_pyg.selection.mask import SensorMask
 from dynst_pyg.models import GraphWaveNet, LiftHead
-from dynst_pyg.placement import select_sensors
-from dynst_pyg.trainer import DynSTConfig, DynSTTrainer, ServedModel
+from dynst_pyg.placement.selectors import select_sensors
+from dynst_pyg.training import DynSTConfig, DynSTTrainer, ServedModel
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    return synthetic_road_network(num_nodes=24, num_steps=500, redundant_fraction=0.3, seed=1).prepare()
+    return prepare(synthetic_road_network(num_nodes=24, num_steps=500, redundant_fraction=0.3, seed=1))
 
 
 def quick_cfg(**kw):
@@ -98,7 +99,7 @@ def test_sample_pruning_hook_skips_windows(tiny):
 
 
 def test_bad_config():
-    sp = synthetic_road_network(num_nodes=20, num_steps=300).prepare()
+    sp = prepare(synthetic_road_network(num_nodes=20, num_steps=300))
     with pytest.raises(ValueError, match="target"):
         DynSTTrainer(factory(20), sp, quick_cfg(target="most"))
     with pytest.raises(ValueError, match="sample_pruning"):
@@ -144,7 +145,7 @@ def test_planted_redundant_sensors_are_pruned():
     and pivoted QR prunes 3 (same-step reconstruction prefers the noisy mixes).
     """
     ds = synthetic_road_network(num_nodes=50, num_steps=2016, redundant_fraction=0.4, seed=0)
-    sp = ds.prepare()
+    sp = prepare(ds)
     cfg = DynSTConfig(sparsity=0.4, schedule="iterative", schedule_kwargs={"rounds": 4}, warmup_epochs=2,
                       search_epochs=2, finetune_epochs=1, batch_size=32, progress=False, seed=0)
     mask = DynSTTrainer(lambda: GraphWaveNet(50, profile="small"), sp, cfg).search()
@@ -159,7 +160,7 @@ def test_planted_redundant_sensors_are_pruned():
 def test_resuming_a_checkpoint_of_another_configuration_fails_clearly(tiny, tmp_path):
     # a fine-tune checkpoint with the graph-interpolation lift cannot be resumed into the ridge lift
     DynSTTrainer(factory(24), tiny, quick_cfg(lift="harmonic", checkpoint_dir=str(tmp_path))).fit()
-    from dynst_pyg.trainer import CheckpointMismatchError
+    from dynst_pyg.training import CheckpointMismatchError
 
     with pytest.raises(CheckpointMismatchError, match="config.lift: 'harmonic' -> 'ridge'.*--restart"):
         DynSTTrainer(factory(24), tiny, quick_cfg(checkpoint_dir=str(tmp_path))).fit()
@@ -167,7 +168,7 @@ def test_resuming_a_checkpoint_of_another_configuration_fails_clearly(tiny, tmp_
 
 def test_iterative_search_with_sample_pruning_performs_every_round(tiny):
     """With ST-Prune skipping windows, the search still reaches every round of the iterative ramp."""
-    from dynst_pyg.schedules import Iterative
+    from dynst_pyg.selection.schedules import Iterative
 
     class Recording(Iterative):
         def __init__(self, **kw):
@@ -206,7 +207,7 @@ def test_dense_metrics_honours_the_split(tiny):
     (dict(sparsity=1.0), "sparsity"), (dict(val_max_windows=0), "val_max_windows"),
 ])
 def test_every_config_field_is_validated(kw, msg):
-    sp = synthetic_road_network(num_nodes=20, num_steps=300).prepare()
+    sp = prepare(synthetic_road_network(num_nodes=20, num_steps=300))
     with pytest.raises(ValueError, match=msg):
         DynSTTrainer(factory(20), sp, quick_cfg(**kw))
 
@@ -220,7 +221,7 @@ def test_us_spelling_of_neighbourhood_is_accepted():
 @pytest.mark.parametrize("schedule", ["oneshot", "iterative", "dropregrow"])
 def test_search_obeys_selection_constraints(tiny, schedule):
     """Costs with a budget and a minimum per region hold for the mask of every schedule."""
-    from dynst_pyg.constraints import SelectionConstraints
+    from dynst_pyg.selection.constraints import SelectionConstraints
 
     costs = [1.0 + (i % 4) for i in range(24)]
     regions = ["a" if i < 6 else "b" for i in range(24)]
@@ -234,7 +235,7 @@ def test_search_obeys_selection_constraints(tiny, schedule):
 
 def test_each_search_runs_its_own_schedule(tiny, tmp_path):
     """search(schedule) searches again for another schedule (sharing the dense warm-up), also from a checkpoint."""
-    from dynst_pyg.schedules import OneShot
+    from dynst_pyg.selection.schedules import OneShot
 
     tr = DynSTTrainer(factory(24), tiny, quick_cfg(checkpoint_dir=str(tmp_path)))
     a = tr.search(OneShot(sparsity=0.5))

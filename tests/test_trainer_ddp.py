@@ -10,8 +10,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from dynst_pyg.data import prepare
 from dynst_pyg.datasets import synthetic_road_network
-from dynst_pyg.trainer import DynSTConfig, DynSTTrainer
+from dynst_pyg.training import DynSTConfig, DynSTTrainer
 
 
 class TinyForecaster(nn.Module):
@@ -34,14 +35,14 @@ class TinyForecaster(nn.Module):
 
 
 def _tiny_run(num_nodes: int, batch_size: int, checkpoint_dir=None) -> dict:
-    sp = synthetic_road_network(num_nodes=num_nodes, num_steps=400, redundant_fraction=0.3, seed=3).prepare()
+    sp = prepare(synthetic_road_network(num_nodes=num_nodes, num_steps=400, redundant_fraction=0.3, seed=3))
     cfg = DynSTConfig(sparsity=0.5, schedule="dropregrow", warmup_epochs=1, search_epochs=2, finetune_epochs=1,
                       batch_size=batch_size, max_batches=6, progress=False, seed=0, device="cpu",
                       checkpoint_dir=checkpoint_dir)
     tr = DynSTTrainer(lambda: TinyForecaster(num_nodes), sp, cfg)
     res = tr.fit()
     return {"keep": res.mask.keep.tolist(), "state": {k: v.detach().clone() for k, v in res.model.state_dict().items()},
-            "search_state": tr._search_state, "history": res.history, "test_mae": res.test_metrics["mae"]}
+            "search_state": tr.record.search_state, "history": res.history, "test_mae": res.test_metrics["mae"]}
 
 
 def _planted_run() -> dict:
@@ -50,10 +51,10 @@ def _planted_run() -> dict:
     ds = synthetic_road_network(num_nodes=50, num_steps=2016, redundant_fraction=0.4, seed=0)
     cfg = DynSTConfig(sparsity=0.4, schedule="iterative", schedule_kwargs={"rounds": 4}, warmup_epochs=2,
                       search_epochs=2, finetune_epochs=1, batch_size=32, progress=False, seed=0, device="cpu")
-    tr = DynSTTrainer(lambda: GraphWaveNet(50, profile="small"), ds.prepare(), cfg)
+    tr = DynSTTrainer(lambda: GraphWaveNet(50, profile="small"), prepare(ds), cfg)
     mask = tr.search()
     return {"keep": mask.keep.tolist(), "pruned": mask.pruned.tolist(), "planted": ds.meta["redundant"].tolist(),
-            "search_state": tr._search_state}
+            "search_state": tr.record.search_state}
 
 
 def _worker(rank: int, world: int, init_file: str, out_dir: str, job: str) -> None:

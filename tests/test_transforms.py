@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from torch_geometric.data import Data, HeteroData
 from torch_geometric.loader import DataLoader
 
-from dynst_pyg.mask import SensorMask
-from dynst_pyg.subgraph import induced_subgraph
-from dynst_pyg.transforms import DynSTMask
+from dynst_pyg.data import prepare
+from dynst_pyg.selection.mask import SensorMask
+from dynst_pyg.graph.subgraph import induced_subgraph
+from dynst_pyg.transforms.dynst_mask import DynSTMask
 
 
 # --------------------------------------------------------------------------- helpers
@@ -184,7 +185,7 @@ def test_attributes_are_classified_by_pyg_data_subgraph():
 
 
 def test_edge_cache_holds_no_copies_and_notices_in_place_edits(monkeypatch):
-    import dynst_pyg.transforms as tmod
+    import dynst_pyg.transforms.dynst_mask as tmod
 
     calls = []
     real = tmod.induced_subgraph
@@ -285,7 +286,7 @@ def test_spatiotemporal_dataset():
     assert torch.equal(small.edge_index, ei) and torch.allclose(small.edge_weight, ew)
     assert torch.equal(ds.series, series0) and torch.equal(ds.edge_index, ei0) and ds.num_nodes == 30
     # the window pipeline runs on K nodes
-    x, y = small.prepare(t_in=6, t_out=3).train[0]
+    x, y = prepare(small, t_in=6, t_out=3).train[0]
     assert x.shape[1] == 18 and y.shape[1] == 18
     # masking again composes n_id
     inner = SensorMask.from_indices([0, 5], 18)

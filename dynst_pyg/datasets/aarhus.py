@@ -23,9 +23,8 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-from .core import SpatioTemporalDataset
-from .loaders import (FILES, ChecksumMismatch, DataFileMissing, cache_dir, data_root, gaussian_kernel_edges,
-                      sha256sum)
+from ..data.dataset import SpatioTemporalDataset
+from .loaders import FILES, ChecksumMismatch, DataFileMissing, cache_dir, data_root, gaussian_kernel_edges, sha256sum
 
 __all__ = ["load_aarhus", "AARHUS_FEATURES", "AARHUS_START", "AARHUS_STEPS"]
 

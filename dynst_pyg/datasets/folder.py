@@ -44,7 +44,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .core import SpatioTemporalDataset
+from ..data.dataset import SpatioTemporalDataset
 
 __all__ = ["load_folder", "FolderFormatError", "READINGS_FILES", "DATASET_JSON_KEYS"]
 

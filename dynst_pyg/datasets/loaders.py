@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .core import SpatioTemporalDataset
+from ..data.dataset import SpatioTemporalDataset
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -409,7 +409,7 @@ def to_temporal_signal(dataset: SpatioTemporalDataset, t_in: int = 12, t_out: in
     """
     from torch_geometric_temporal.signal import StaticGraphTemporalSignal
 
-    from .windows import num_windows
+    from ..data.windows import num_windows
 
     n = num_windows(dataset.num_steps, t_in, t_out, stride)
     if n == 0:

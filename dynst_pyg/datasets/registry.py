@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from .aarhus import load_aarhus
-from .core import SpatioTemporalDataset
-from .loaders import (FILES, DataFileMissing, data_root, load_los_loop, load_metr_la, load_pems04,
-                      load_pems08, load_pems_bay, sha256sum)
+from ..data.dataset import SpatioTemporalDataset
+from .loaders import (FILES, DataFileMissing, data_root, load_los_loop, load_metr_la, load_pems04, load_pems08,
+                      load_pems_bay, sha256sum)
 from .synthetic import synthetic_road_network
 
 LOADERS: dict[str, Callable[..., SpatioTemporalDataset]] = {

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 import torch
 from scipy.spatial import cKDTree
 
-from .core import SpatioTemporalDataset
+from ..data.dataset import SpatioTemporalDataset
 
 #: Bounding box of the synthetic "city" in (lon, lat) degrees.
 _LON = (-118.50, -118.20)

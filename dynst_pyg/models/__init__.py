@@ -14,9 +14,13 @@ from .graph_wavenet import GWNET_PROFILES, GraphWaveNet
 from .lift import LiftHead, Propagation
 from .supports import SupportCache, dense_adjacency, random_walk_matrix, transition_supports
 from .tgt import TGTAdapter, resolve_cell
+from .served import ServedModel
+from .registry import make_backbone
 
 __all__ = [
     "GraphWaveNet",
+    "ServedModel",
+    "make_backbone",
     "GWNET_PROFILES",
     "DCRNN",
     "DCRNN_PROFILES",

@@ -47,7 +47,8 @@ from torch import Tensor, nn
 
 from .batching import accepts_batch
 from .diffusion import DiffusionConv, TransitionSupports
-from .supports import check_forward_inputs, check_graph, check_positive_ints
+from .._checks import check_graph, check_positive_ints
+from .supports import check_forward_inputs
 
 __all__ = ["GraphWaveNet", "GWNET_PROFILES"]
 

@@ -44,7 +44,8 @@ from torch_geometric.data import Data
 
 from ..linalg import ridge_solve
 from .batching import to_dense_windows, to_node_first, window_layout
-from .supports import check_graph, dense_adjacency
+from .._checks import check_graph
+from .supports import dense_adjacency
 
 __all__ = ["LiftHead", "Propagation"]
 

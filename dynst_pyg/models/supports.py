@@ -24,59 +24,17 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
+from .._checks import check_graph, check_positive_ints
+
 __all__ = [
     "dense_adjacency",
     "random_walk_matrix",
     "transition_supports",
-    "check_graph",
     "check_forward_inputs",
     "to_support_format",
     "diffuse",
     "SupportCache",
 ]
-
-
-def check_graph(
-    edge_index: Tensor,
-    edge_weight: Optional[Tensor],
-    num_nodes: int,
-    *,
-    name: str = "edge_index",
-) -> None:
-    """Validate an ``edge_index`` / ``edge_weight`` pair for a graph with ``num_nodes`` nodes.
-
-    Args:
-        edge_index (Tensor): ``[2, E]`` integer tensor.
-        edge_weight (Tensor, optional): ``[E]`` float tensor or ``None`` (default: ``None``).
-        num_nodes (int): number of nodes the indices must be smaller than.
-        name (str, optional): argument name used in error messages (default: ``"edge_index"``).
-
-    Raises:
-        ValueError / TypeError: naming the offending argument and what was expected.
-    """
-    if not isinstance(edge_index, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape [2, E], got {type(edge_index).__name__}")
-    if edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise ValueError(f"{name} must have shape [2, E], got {tuple(edge_index.shape)}")
-    if edge_index.dtype not in (torch.long, torch.int, torch.int32, torch.int64):
-        raise TypeError(f"{name} must be an integer (long) tensor, got dtype {edge_index.dtype}")
-    if edge_index.numel() > 0:
-        lo = int(edge_index.min())
-        hi = int(edge_index.max())
-        if lo < 0 or hi >= num_nodes:
-            raise ValueError(
-                f"{name} has node indices in [{lo}, {hi}] but the graph has {num_nodes} nodes "
-                f"(expected indices in [0, {num_nodes - 1}])"
-            )
-    if edge_weight is not None:
-        if not isinstance(edge_weight, Tensor):
-            raise TypeError(f"edge_weight must be a torch.Tensor of shape [E] or None, "
-                            f"got {type(edge_weight).__name__}")
-        if edge_weight.dim() != 1 or edge_weight.numel() != edge_index.size(1):
-            raise ValueError(
-                f"edge_weight must have shape [E] = [{edge_index.size(1)}] to match {name}, "
-                f"got {tuple(edge_weight.shape)}"
-            )
 
 
 def dense_adjacency(
@@ -310,10 +268,3 @@ def diffuse(support: Tensor, z: Tensor) -> Tensor:
     z2 = z.reshape(z.size(0), -1)
     out = torch.sparse.mm(support, z2) if support.layout != torch.strided else support @ z2
     return out.view(z.shape)
-
-
-def check_positive_ints(**values: object) -> None:
-    """Raises ``ValueError`` naming the first argument that is not a positive ``int``."""
-    for name, val in values.items():
-        if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-            raise ValueError(f"{name} must be a positive int, got {val!r}")

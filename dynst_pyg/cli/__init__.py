@@ -1,0 +1,12 @@
+"""The command line: run specifications, ``prune`` runs and their folders, reading runs back, and the parser."""
+
+from .spec import SELECTOR_CHOICES, RunSpec, backbone_factory, load_run_dataset, load_splits, run_config
+from .pipeline import run_prune
+from .runs import LoadedRun, evaluate_run, load_run, rebuild_served_model
+from .main import COMMANDS, INPUT_ERRORS, build_parser, main
+
+__all__ = [
+    "SELECTOR_CHOICES", "RunSpec", "backbone_factory", "load_run_dataset", "load_splits", "run_config", "run_prune",
+    "LoadedRun", "evaluate_run", "load_run", "rebuild_served_model", "COMMANDS", "INPUT_ERRORS", "build_parser",
+    "main",
+]

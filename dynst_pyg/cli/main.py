@@ -1,0 +1,258 @@
+"""The ``dynst-pyg`` command (also ``python -m dynst_pyg`` and ``torchrun -m dynst_pyg``).
+
+Subcommands are registered in :data:`COMMANDS`; each has its own ``--help`` with
+defaults shown. Input errors (a bad argument, file or checkpoint) print one clear line and
+exit with code 2; anything else is a bug and keeps its traceback. ``--debug`` shows the
+traceback of input errors too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+__all__ = ["main", "build_parser", "COMMANDS", "INPUT_ERRORS"]
+
+
+def _fmt() -> type:
+    return argparse.ArgumentDefaultsHelpFormatter
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from ..datasets import data_root, dataset_summary, format_summary
+
+    if args.data is not None:
+        from .spec import load_run_dataset
+
+        ds = load_run_dataset(data=args.data)
+        obs = float(ds.null_mask().float().mean())
+        print(f"{args.data}: {ds!r}; observed share {obs:.3f}; coordinates {'yes' if ds.pos is not None else 'no'}")
+        return 0
+    root = data_root(args.root)
+    print(format_summary(dataset_summary(root, synthetic_nodes=args.synthetic_nodes), root))
+    return 0
+
+
+def add_datasets(sub) -> None:
+    p = sub.add_parser("datasets", help="summary table of every dataset that can be found",
+                       description="List every dataset the loaders know (and the synthetic default): sensors, "
+                                   "steps, interval, source and checksum state.", formatter_class=_fmt())
+    p.add_argument("--root", default=None, help="data root (default: $DYNST_DATA, else ../shared/data, else datasets/)")
+    p.add_argument("--synthetic-nodes", type=int, default=100, help="sensors of the synthetic default")
+    _add_data(p)
+    p.set_defaults(func=cmd_datasets)
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="your own data: a folder with readings.csv (time column + one column per sensor; or .npz/"
+                        ".parquet), edges.csv (from,to[,weight|distance]), optional locations.csv and dataset.json "
+                        "(see datasets/example/); replaces --dataset")
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from ..training.engine import DistContext, init_distributed
+    from .pipeline import run_prune
+    from .spec import RunSpec
+
+    if args.nproc > 1:
+        return _launch(args.nproc, args.argv)
+    device = init_distributed(args.device)
+    ctx = DistContext.current()
+    spec = RunSpec(dataset=args.dataset, root=args.root, data=args.data, nodes=args.nodes,
+                   adaptive_topk=args.adaptive_topk, steps=args.steps, backbone=args.backbone,
+                   profile=args.profile, selector=args.selector, sparsity=args.sparsity, budget=args.budget,
+                   target=args.target, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
+                   search_epochs=args.search_epochs, sample_pruning=args.sample_pruning, seed=args.seed,
+                   max_batches=args.max_batches, batch_size=args.batch_size,
+                   device=str(device) if ctx.is_distributed else args.device, precision=args.precision,
+                   costs=args.costs, regions=args.regions, cost_budget=args.cost_budget,
+                   min_per_region=args.min_per_region)
+    if spec.sparsity is None and spec.budget is None and spec.cost_budget is None:
+        spec.sparsity = 0.5
+    try:
+        s = run_prune(spec, args.out, dense_reference=not args.no_dense, progress=not args.quiet,
+                      restart=args.restart)
+    except KeyboardInterrupt:
+        print(f"dynst-pyg prune: interrupted; the last finished epoch is checkpointed in {args.out}/checkpoint, "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
+    if ctx.is_main:
+        print((Path(args.out) / "report.md").read_text())
+        print(f"wrote {args.out}/: mask.json, model.pt, report.md, metrics.json, map.png "
+              f"({s['processes']} process(es) on {s['device']})")
+    return 0
+
+
+def _launch(nproc: int, argv: list[str]) -> int:
+    """Re-runs this command under ``torch.distributed.run`` with ``nproc`` processes on this machine."""
+    import subprocess
+
+    argv = list(argv)
+    for i, a in enumerate(argv):
+        if a == "--nproc":
+            del argv[i:i + 2]
+            break
+        if a.startswith("--nproc="):
+            del argv[i]
+            break
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "dynst_pyg", *argv]
+    return subprocess.call(cmd)
+
+
+def add_prune(sub) -> None:
+    from .spec import SELECTOR_CHOICES
+
+    p = sub.add_parser("prune", help="learn which sensors to switch off and fine-tune on the smaller graph",
+                       description="Select sensors (DynST or a baseline), fine-tune the backbone on the physical "
+                                   "sub-graph, and write mask.json, model.pt, report.md and map.png.",
+                       formatter_class=_fmt())
+    p.add_argument("--dataset", default="synthetic", help="synthetic, los-loop, aarhus, metr-la, pems-bay, pems04, pems08")
+    p.add_argument("--root", default=None, help="data root (default: $DYNST_DATA, else ../shared/data, else datasets/)")
+    _add_data(p)
+    p.add_argument("--nodes", type=int, default=100, help="sensors of the synthetic dataset")
+    p.add_argument("--steps", type=int, default=2016, help="time steps of the synthetic dataset")
+    p.add_argument("--backbone", default="gwnet", help="gwnet, dcrnn, or a PyG-Temporal cell (GConvGRU, TGCN, A3TGCN)")
+    p.add_argument("--profile", default="small", choices=["small", "reference"], help="backbone size")
+    p.add_argument("--adaptive-topk", type=int, default=None, metavar="K",
+                   help="gwnet: keep K entries per row of the adaptive adjacency (O(N K) support; large networks)")
+    p.add_argument("--selector", default="dynst-iterative", choices=SELECTOR_CHOICES, help="how sensors are chosen")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--sparsity", type=float, default=None,
+                   help="fraction of sensors removed, in [0, 1) (0.5 unless --budget or --cost-budget is given)")
+    g.add_argument("--budget", type=int, default=None, help="number of sensors kept (instead of --sparsity)")
+    c = p.add_argument_group("constraints", "which selections are allowed (every selector obeys them)")
+    c.add_argument("--costs", default=None, metavar="FILE", help="sensor_id,cost CSV (may sit in --data DIR)")
+    c.add_argument("--cost-budget", type=float, default=None, help="most total cost of the kept sensors")
+    c.add_argument("--regions", default=None, metavar="FILE", help="sensor_id,region CSV (may sit in --data DIR)")
+    c.add_argument("--min-per-region", type=int, default=None, help="sensors kept at least in every region")
+    p.add_argument("--target", default="all", choices=["all", "kept"],
+                   help="forecast every sensor from the kept ones (all) or only the kept ones")
+    p.add_argument("--epochs", type=int, default=6, help="sparse fine-tune epochs (early stopping on validation)")
+    p.add_argument("--warmup-epochs", type=int, default=2, help="dense warm-up epochs")
+    p.add_argument("--search-epochs", type=int, default=2, help="DynST mask-search epochs")
+    p.add_argument("--sample-pruning", default="none", choices=["none", "stprune", "infobatch", "random"],
+                   help="skip training windows with ST-Prune or a baseline")
+    p.add_argument("--batch-size", type=int, default=64, help="training batch size")
+    p.add_argument("--max-batches", type=int, default=None, help="cap on batches per epoch (quick runs)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--no-dense", action="store_true", help="skip the dense reference model in the report")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--out", default="runs/prune", help="output directory")
+    p.add_argument("--restart", action="store_true",
+                   help="delete OUT/checkpoint first (a checkpoint of another run is never resumed)")
+    _add_device(p)
+    p.add_argument("--precision", default="32", choices=["32", "bf16", "16"],
+                   help="training precision (autocast; 16 also scales the loss); metrics are float32")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="processes on this machine: re-launches through torch.distributed.run (DDP; gloo on CPU, "
+                        "nccl on GPU); under torchrun leave it at 1")
+    p.set_defaults(func=cmd_prune)
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .runs import evaluate_run
+
+    m = evaluate_run(args.run, args.split, device=args.device)
+    print(f"{args.split} metrics of {args.run}: " + ", ".join(f"{k} {v:.3f}" for k, v in m.items()
+                                                           if not k.startswith(("rmse_", "mape_"))))
+    return 0
+
+
+def add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a saved mask + model on a split", formatter_class=_fmt(),
+                       description="Rebuild the served model of a `dynst-pyg prune` run and report its metrics.")
+    p.add_argument("--run", required=True, help="directory written by `dynst-pyg prune`")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="which split")
+    _add_device(p)
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from ..selection.mask import SensorMask
+    from ..viz.maps import plot_sensor_map
+
+    mask = SensorMask.load(args.mask)
+    from .spec import load_run_dataset
+
+    ds = load_run_dataset(args.dataset, args.root, args.data, nodes=mask.num_nodes, seed=args.seed)
+    if ds.pos is None:
+        raise ValueError(f"{args.data or args.dataset} has no sensor coordinates to draw"
+                         + (": add locations.csv (sensor_id,lat,lon) to the folder" if args.data else ""))
+    scores = None
+    if args.scores:
+        scores = torch.tensor(json.loads(Path(args.scores).read_text()), dtype=torch.float32)
+    fig, _ = plot_sensor_map(ds, mask, scores=scores, title=args.title)
+    fig.savefig(args.out, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def add_map(sub) -> None:
+    p = sub.add_parser("map", help="draw a map of kept and pruned sensors from a mask file", formatter_class=_fmt(),
+                       description="Sensors at their coordinates, kept vs pruned, coloured by importance.")
+    p.add_argument("--mask", required=True, help="mask.json written by `dynst-pyg prune` or SensorMask.save")
+    p.add_argument("--dataset", default="los-loop", help="dataset whose coordinates to use")
+    _add_data(p)
+    p.add_argument("--root", default=None, help="data root")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic dataset")
+    p.add_argument("--scores", default=None, help="optional JSON list of per-sensor scores (else the mask's)")
+    p.add_argument("--title", default=None, help="figure title")
+    p.add_argument("--out", default="map.png", help="output PNG")
+    p.set_defaults(func=cmd_map)
+
+
+#: Subcommand registrars, in --help order.
+COMMANDS: list[Callable] = [add_prune, add_evaluate, add_map, add_datasets]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dynst-pyg", description="Which sensors can be switched off (DynST) and "
+                                     "which training windows can be skipped (ST-Prune).")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of input errors too")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+#: Errors caused by the user's input (arguments, files, checkpoints): one line, exit code 2.
+INPUT_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.argv = argv
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("dynst-pyg: interrupted", file=sys.stderr)
+        return 130
+    except INPUT_ERRORS as exc:
+        if args.debug:
+            raise
+        msg = " ".join(str(exc).split())  # one line, whatever the exception text
+        print(f"dynst-pyg {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

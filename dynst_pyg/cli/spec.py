@@ -1,0 +1,143 @@
+"""What defines a run of ``dynst-pyg prune``: the :class:`RunSpec`, its data and its configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from torch import nn
+
+from ..data import SPLIT_RATIOS, ForecastSplits, prepare
+from ..datasets import load_dataset
+from ..datasets.folder import load_folder
+from ..models import make_backbone
+from ..sampling import POLICIES
+from ..selection.constraints import SelectionConstraints
+from ..training.config import DynSTConfig
+
+__all__ = ["SELECTOR_CHOICES", "RunSpec", "load_run_dataset", "load_splits", "run_config", "backbone_factory"]
+
+#: Names accepted by ``--selector``.
+SELECTOR_CHOICES = ("dynst-oneshot", "dynst-iterative", "dynst-dropregrow", "random", "degree", "pagerank",
+                    "betweenness", "qr")
+
+
+#: Configuration fields set by a ``prune`` flag of another name or spelling.
+_FLAGS = {"finetune_epochs": "--epochs", "warmup_epochs": "--warmup-epochs", "search_epochs": "--search-epochs",
+          "sparsity": "--sparsity", "budget": "--budget", "target": "--target", "precision": "--precision",
+          "device": "--device", "batch_size": "--batch-size", "max_batches": "--max-batches",
+          "sample_pruning": "--sample-pruning"}
+
+
+@dataclass
+class RunSpec:
+    """Everything that defines a pruning run (saved with the model so it can be rebuilt)."""
+
+    dataset: str = "synthetic"
+    root: Optional[str] = None
+    data: Optional[str] = None
+    nodes: int = 100
+    steps: int = 2016
+    backbone: str = "gwnet"
+    profile: str = "small"
+    adaptive_topk: Optional[int] = None
+    selector: str = "dynst-iterative"
+    sparsity: Optional[float] = 0.5
+    budget: Optional[int] = None
+    target: str = "all"
+    epochs: int = 6
+    warmup_epochs: int = 2
+    search_epochs: int = 2
+    sample_pruning: str = "none"
+    seed: int = 0
+    max_batches: Optional[int] = None
+    batch_size: int = 64
+    device: str = "auto"
+    precision: str = "32"
+    costs: Optional[str] = None
+    regions: Optional[str] = None
+    cost_budget: Optional[float] = None
+    min_per_region: Optional[int] = None
+    extra: dict = field(default_factory=dict)
+
+    def constraints(self, sensor_ids: list[str]):
+        """The :class:`~dynst_pyg.selection.SelectionConstraints` the spec asks for (:obj:`None` if none).
+
+        ``costs`` and ``regions`` are CSV files (``sensor_id,cost``, ``sensor_id,region``); a
+        name that does not exist as given is looked up in the ``data`` folder.
+        """
+        if self.costs is None and self.regions is None and self.cost_budget is None and self.min_per_region is None:
+            return None
+        if self.cost_budget is not None and self.costs is None:
+            raise ValueError("--cost-budget needs --costs FILE (sensor_id,cost)")
+        if self.min_per_region is not None and self.regions is None:
+            raise ValueError("--min-per-region needs --regions FILE (sensor_id,region)")
+        return SelectionConstraints.from_csv(sensor_ids, costs=self._find(self.costs), regions=self._find(self.regions),
+                                             cost_budget=self.cost_budget, min_per_region=self.min_per_region)
+
+    def _find(self, name: Optional[str]) -> Optional[Path]:
+        if name is None:
+            return None
+        p = Path(name)
+        if not p.exists() and self.data is not None and (Path(self.data) / name).exists():
+            return Path(self.data) / name
+        return p
+
+    def validate(self) -> None:
+        """Checks what only the command line decides, then every setting of the run's :class:`DynSTConfig`."""
+        if self.selector not in SELECTOR_CHOICES:
+            raise ValueError(f"unknown selector {self.selector!r}; expected one of {', '.join(SELECTOR_CHOICES)}")
+        if self.budget is None and self.sparsity is None and self.cost_budget is None:
+            raise ValueError("give --sparsity, --budget or --cost-budget")
+        if self.sample_pruning != "none" and self.sample_pruning not in POLICIES:
+            raise ValueError(f"--sample-pruning must be one of {', '.join(POLICIES)} or none, "
+                             f"got {self.sample_pruning!r}")
+        for name in ("epochs", "warmup_epochs", "search_epochs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
+        try:
+            run_config(self, None).validate_fields()
+        except ValueError as exc:  # name the flag the user typed, not the configuration field
+            msg = str(exc)
+            for field_name, flag in _FLAGS.items():
+                msg = msg.replace(f"`{field_name}`", flag)
+            raise ValueError(msg) from None
+
+def load_run_dataset(dataset: str = "synthetic", root: Optional[str] = None, data: Optional[str] = None,
+                     nodes: int = 100, steps: int = 2016, seed: int = 0):
+    """The dataset a command names: a folder of the user's files (``data``), else a dataset by name."""
+    if data is not None:
+        return load_folder(data)
+    if dataset == "synthetic":
+        return load_dataset("synthetic", num_nodes=nodes, num_steps=steps, redundant_fraction=0.3, seed=seed)
+    return load_dataset(dataset, root=root)
+
+
+def load_splits(spec: RunSpec) -> ForecastSplits:
+    """The dataset of a run, windowed 12 -> 12 with its standard split."""
+    ds = load_run_dataset(spec.dataset, spec.root, spec.data, spec.nodes, spec.steps, spec.seed)
+    return prepare(ds, ratios=SPLIT_RATIOS.get(ds.name, (0.7, 0.1, 0.2)))
+
+
+def run_config(spec: RunSpec, out: Optional[Path], constraints=None) -> DynSTConfig:
+    """The :class:`DynSTConfig` of a run (checkpoints under ``out/checkpoint`` when ``out`` is given)."""
+    schedule = spec.selector.split("-", 1)[1] if spec.selector.startswith("dynst-") else "oneshot"
+    return DynSTConfig(sparsity=None if spec.budget else spec.sparsity, budget=spec.budget, schedule=schedule,
+                       target=spec.target, warmup_epochs=spec.warmup_epochs, search_epochs=spec.search_epochs,
+                       finetune_epochs=spec.epochs, seed=spec.seed, max_batches=spec.max_batches,
+                       batch_size=spec.batch_size,
+                       sample_pruning=None if spec.sample_pruning == "none" else spec.sample_pruning,
+                       checkpoint_dir=None if out is None else str(out / "checkpoint"), device=spec.device,
+                       precision=spec.precision, constraints=constraints, **spec.extra)
+
+
+def backbone_factory(spec: RunSpec, splits: ForecastSplits) -> Callable[[], nn.Module]:
+    """A function that builds a fresh full-network backbone of ``spec`` for ``splits``."""
+    N = splits.num_nodes
+
+    def factory() -> nn.Module:
+        return make_backbone(spec.backbone, N, splits.in_features, splits.out_features, splits.t_in, splits.t_out,
+                             spec.profile, spec.adaptive_topk)
+
+    return factory
