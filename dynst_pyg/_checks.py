@@ -1,8 +1,9 @@
 """The one set of argument checks shared by every subpackage.
 
-Each check raises a :class:`TypeError` (wrong kind of value) or :class:`ValueError` (right
-kind, wrong value) whose message names the argument and says what was expected, and
-returns the value in its canonical form. Nothing here modifies its input.
+Each check raises an :class:`ArgumentTypeError` (wrong kind of value; both a
+:class:`TypeError` and a :class:`ValueError`, so callers that catch either see it) or a
+:class:`ValueError` (right kind, wrong value) whose message names the argument and says what
+was expected, and returns the value in its canonical form. Nothing here modifies its input.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "ArgumentTypeError",
     "check_positive_int",
     "check_positive_ints",
     "check_nonnegative_int",
@@ -24,6 +26,10 @@ __all__ = [
     "check_scores",
     "check_index_tensor",
 ]
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong kind (e.g. a float where a count is expected)."""
 
 
 def _is_int(value: Any) -> bool:
@@ -42,7 +48,7 @@ def check_positive_int(value: Any, name: str, *, allow_none: bool = False) -> Op
         value = int(value.item())
     expected = "a positive int or None" if allow_none else "a positive int"
     if not _is_int(value):
-        raise TypeError(f"`{name}` must be {expected}, got {value!r}")
+        raise ArgumentTypeError(f"`{name}` must be {expected}, got {value!r}")
     if int(value) < 1:
         raise ValueError(f"`{name}` must be {expected}, got {value!r}")
     return int(value)
@@ -57,7 +63,7 @@ def check_positive_ints(**values: Any) -> None:
 def check_nonnegative_int(value: Any, name: str) -> int:
     """``value`` as an ``int >= 0``. Raises naming ``name``."""
     if not _is_int(value):
-        raise TypeError(f"`{name}` must be a non-negative int, got {value!r}")
+        raise ArgumentTypeError(f"`{name}` must be a non-negative int, got {value!r}")
     if int(value) < 0:
         raise ValueError(f"`{name}` must be a non-negative int, got {value!r}")
     return int(value)
@@ -78,7 +84,7 @@ def check_fraction(value: Any, name: str, *, low_open: bool = False, high_open: 
         return None
     interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"`{name}` must be a number in {interval}, got {value!r}")
+        raise ArgumentTypeError(f"`{name}` must be a number in {interval}, got {value!r}")
     v = float(value)
     if math.isnan(v) or v < 0 or v > 1 or (low_open and v == 0) or (high_open and v == 1):
         raise ValueError(f"`{name}` must lie in {interval}, got {value!r}")
@@ -105,11 +111,11 @@ def check_graph(edge_index: Any, edge_weight: Any, num_nodes: int, *, name: str 
         name (str, optional): Argument name used in messages (default: ``"edge_index"``).
     """
     if not isinstance(edge_index, Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor of shape [2, E], got {type(edge_index).__name__}")
+        raise ArgumentTypeError(f"`{name}` must be a torch.Tensor of shape [2, E], got {type(edge_index).__name__}")
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
         raise ValueError(f"`{name}` must have shape [2, E], got {tuple(edge_index.shape)}")
     if edge_index.dtype not in (torch.long, torch.int32, torch.int16, torch.int8, torch.uint8):
-        raise TypeError(f"`{name}` must be an integer (long) tensor, got dtype {edge_index.dtype}")
+        raise ArgumentTypeError(f"`{name}` must be an integer (long) tensor, got dtype {edge_index.dtype}")
     if edge_index.numel() > 0:
         lo, hi = int(edge_index.min()), int(edge_index.max())
         if lo < 0 or hi >= num_nodes:
@@ -118,12 +124,12 @@ def check_graph(edge_index: Any, edge_weight: Any, num_nodes: int, *, name: str 
     if edge_weight is None:
         return
     if not isinstance(edge_weight, Tensor):
-        raise TypeError(f"`edge_weight` must be a torch.Tensor of shape [E] or None, got {type(edge_weight).__name__}")
+        raise ArgumentTypeError(f"`edge_weight` must be a torch.Tensor of shape [E] or None, got {type(edge_weight).__name__}")
     if edge_weight.dim() != 1 or edge_weight.numel() != edge_index.size(1):
         raise ValueError(f"`edge_weight` must have shape [E] = [{edge_index.size(1)}] to match `{name}`, "
                          f"got {tuple(edge_weight.shape)}")
     if not edge_weight.is_floating_point():
-        raise TypeError(f"`edge_weight` must be a float tensor, got dtype {edge_weight.dtype}")
+        raise ArgumentTypeError(f"`edge_weight` must be a float tensor, got dtype {edge_weight.dtype}")
     if edge_weight.numel() and not bool(torch.isfinite(edge_weight).all()):
         raise ValueError("`edge_weight` must be finite, found NaN or inf")
 
@@ -142,7 +148,7 @@ def check_scores(scores: Any, name: str = "scores", num_nodes: Optional[int] = N
         try:
             arr = np.array(scores, dtype=np.float64)
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"`{name}` must be a 1-D tensor of numbers: {exc}") from None
+            raise ArgumentTypeError(f"`{name}` must be a 1-D tensor of numbers: {exc}") from None
     if arr.ndim != 1:
         raise ValueError(f"`{name}` must be 1-D with one value per sensor, got shape {tuple(arr.shape)}")
     if num_nodes is not None and arr.shape[0] != num_nodes:
@@ -161,15 +167,15 @@ def check_index_tensor(index: Any, name: str) -> Tensor:
     elif isinstance(index, (list, tuple, range)):
         bad = [v for v in index if not _is_int(v)]
         if bad:
-            raise TypeError(f"`{name}` must contain integer node indices, got {bad[0]!r}")
+            raise ArgumentTypeError(f"`{name}` must contain integer node indices, got {bad[0]!r}")
         t = torch.tensor([int(v) for v in index], dtype=torch.long)
     else:
-        raise TypeError(f"`{name}` must be a 1-D integer tensor, array or sequence of ints, got {type(index).__name__}")
+        raise ArgumentTypeError(f"`{name}` must be a 1-D integer tensor, array or sequence of ints, got {type(index).__name__}")
     if t.dtype == torch.bool:
-        raise TypeError(f"`{name}` must hold integer indices, got a boolean tensor "
+        raise ArgumentTypeError(f"`{name}` must hold integer indices, got a boolean tensor "
                         f"(use SensorMask.from_bool for boolean masks)")
     if t.is_floating_point() or t.is_complex():
-        raise TypeError(f"`{name}` must hold integer indices, got dtype {t.dtype}")
+        raise ArgumentTypeError(f"`{name}` must hold integer indices, got dtype {t.dtype}")
     if t.dim() != 1:
         raise ValueError(f"`{name}` must be 1-D, got shape {tuple(t.shape)}")
     return t.to(device="cpu", dtype=torch.long).clone()

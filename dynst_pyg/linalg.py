@@ -1,4 +1,4 @@
-"""Small linear-algebra helpers shared by the reconstruction code and the lift head."""
+"""Ridge regression helpers: the penalty scale and the regularised solve (the lift head fits with them)."""
 
 from __future__ import annotations
 

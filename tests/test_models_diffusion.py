@@ -112,9 +112,9 @@ def test_both_evaluation_orders_agree_and_bad_arguments_are_named():
         a(z, sup[:1])
     with pytest.raises(ValueError, match="init must be one of"):
         DiffusionConv(2, 2, 1, init="kaiming")
-    with pytest.raises(ValueError, match="in_channels must be a positive int"):
+    with pytest.raises(ValueError, match="`in_channels` must be a positive int"):
         DiffusionConv(0, 2, 1)
-    with pytest.raises(ValueError, match="diffusion_steps must be an int >= 0"):
+    with pytest.raises(ValueError, match="`diffusion_steps` must be a non-negative int"):
         DiffusionConv(2, 2, 1, -1)
 
 

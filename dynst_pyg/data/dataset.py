@@ -12,6 +12,8 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import Tensor
 
+from .._checks import check_positive_int
+
 __all__ = ["SpatioTemporalDataset"]
 
 
@@ -168,8 +170,7 @@ class SpatioTemporalDataset:
                 raise ValueError(f"`feature_names` must have F = {F} entries, got {len(fn)}")
         set_("feature_names", fn)
 
-        if not isinstance(self.interval_minutes, (int,)) or self.interval_minutes <= 0:
-            raise ValueError(f"`interval_minutes` must be a positive integer, got {self.interval_minutes!r}")
+        check_positive_int(self.interval_minutes, "interval_minutes")
         set_("meta", dict(self.meta or {}))
 
     # ------------------------------------------------------------------ basics

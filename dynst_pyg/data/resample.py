@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .._checks import check_positive_int
 from .dataset import SpatioTemporalDataset
 
 __all__ = ["resample_mean"]
@@ -30,8 +31,7 @@ def resample_mean(dataset: SpatioTemporalDataset, factor: int) -> SpatioTemporal
     Example:
         >>> ds15 = resample_mean(load_aarhus(), 3)   # 5-minute -> 15-minute averages
     """
-    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
-        raise ValueError(f"`factor` must be a positive integer, got {factor!r}")
+    check_positive_int(factor, "factor")
     T = dataset.num_steps
     if factor > T:
         raise ValueError(f"`factor` ({factor}) is larger than the dataset's {T} steps")

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from .._checks import check_positive_ints
 from .dataset import SpatioTemporalDataset
 from .missing import check_observed, forward_fill
 from .scaler import StandardScaler
@@ -279,9 +280,7 @@ def prepare(dataset: SpatioTemporalDataset, t_in: int = 12, t_out: int = 12, str
         missing_indicator (bool, optional): Append the observed/missing indicator channels
             (default: :obj:`False`).
     """
-    for name, v in (("t_in", t_in), ("t_out", t_out), ("stride", stride)):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {v!r}")
+    check_positive_ints(t_in=t_in, t_out=t_out, stride=stride)
     ratios = tuple(float(r) for r in ratios)
     if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6 or ratios[0] <= 0:
         raise ValueError(f"`ratios` must be three non-negative fractions (train > 0) summing to 1, got {ratios}")

@@ -25,10 +25,7 @@ Why an own cell and not PyG-Temporal's ``DCRNN``/``BatchedDCRNN``: on a weighted
 directed graph their ``DConv`` disagrees with the dense dual random walk (the edge weight
 enters the degree but not the message, the reverse walk drops the reverse edges'
 weights, steps ``k >= 2`` use ``2 S x_{k-1} - x_0`` instead of a power of ``S``, and an
-isolated node gives non-finite output), as
-``tests/test_models_dcrnn.py::test_pyg_temporal_dconv_against_dense_reference`` shows;
-the own cell is also several times faster on a batch (``benchmarks/inference_speedup.py
---cell-choice``).
+isolated node gives non-finite output).
 """
 
 from __future__ import annotations

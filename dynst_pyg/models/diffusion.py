@@ -27,6 +27,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_nonnegative_int, check_positive_ints
 from .supports import SupportCache, diffuse, to_support_format, transition_supports
 
 __all__ = ["DiffusionConv", "TransitionSupports"]
@@ -61,12 +62,8 @@ class DiffusionConv(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, num_supports: int, diffusion_steps: int = 2,
                  bias_init: float = 0.0, *, project_first: Optional[bool] = None, init: str = "xavier") -> None:
         super().__init__()
-        for name, val in (("in_channels", in_channels), ("out_channels", out_channels),
-                          ("num_supports", num_supports)):
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ValueError(f"{name} must be a positive int, got {val!r}")
-        if isinstance(diffusion_steps, bool) or not isinstance(diffusion_steps, int) or diffusion_steps < 0:
-            raise ValueError(f"diffusion_steps must be an int >= 0, got {diffusion_steps!r}")
+        check_positive_ints(in_channels=in_channels, out_channels=out_channels, num_supports=num_supports)
+        check_nonnegative_int(diffusion_steps, "diffusion_steps")
         if init not in _INITS:
             raise ValueError(f"init must be one of {_INITS}, got {init!r}")
         self.in_channels = in_channels

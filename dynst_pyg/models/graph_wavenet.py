@@ -47,7 +47,7 @@ from torch import Tensor, nn
 
 from .batching import accepts_batch
 from .diffusion import DiffusionConv, TransitionSupports
-from .._checks import check_graph, check_positive_ints
+from .._checks import check_graph, check_positive_int, check_positive_ints
 from .supports import check_forward_inputs
 
 __all__ = ["GraphWaveNet", "GWNET_PROFILES"]
@@ -204,10 +204,7 @@ class GraphWaveNet(nn.Module):
         else:
             self.register_parameter("node_emb_source", None)
             self.register_parameter("node_emb_target", None)
-        if adaptive_topk is not None and (isinstance(adaptive_topk, bool) or not isinstance(adaptive_topk, int)
-                                          or adaptive_topk < 1):
-            raise ValueError(f"adaptive_topk must be a positive int or None, got {adaptive_topk!r}")
-        self.adaptive_topk = adaptive_topk
+        self.adaptive_topk = check_positive_int(adaptive_topk, "adaptive_topk", allow_none=True)
         self.support_cache = TransitionSupports(support_kind, sparse_supports)
         self.register_load_state_dict_pre_hook(_rename_linear_gconvs)
 

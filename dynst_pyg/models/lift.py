@@ -44,7 +44,7 @@ from torch_geometric.data import Data
 
 from ..linalg import ridge_solve
 from .batching import to_dense_windows, to_node_first, window_layout
-from .._checks import check_graph
+from .._checks import check_graph, check_positive_ints
 from .supports import dense_adjacency
 
 __all__ = ["LiftHead", "Propagation"]
@@ -108,10 +108,7 @@ class LiftHead(nn.Module):
                 raise TypeError("LiftHead: pass node_index only ('kept' is its deprecated alias)")
             warnings.warn("LiftHead(kept=...) is deprecated; use node_index=...", DeprecationWarning, stacklevel=2)
             node_index = kept
-        if not isinstance(num_nodes, int) or num_nodes < 1:
-            raise ValueError(f"num_nodes must be a positive int, got {num_nodes!r}")
-        if not isinstance(features, int) or features < 1:
-            raise ValueError(f"features must be a positive int, got {features!r}")
+        check_positive_ints(num_nodes=num_nodes, features=features)
         if not 0.0 < damping <= 1.0:
             raise ValueError(f"damping must be in (0, 1], got {damping}")
         if hidden < 0 or embedding_dim < 1:

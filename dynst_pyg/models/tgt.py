@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._checks import check_positive_ints
 from .batching import accepts_batch
 from .supports import check_forward_inputs
 
@@ -105,10 +106,8 @@ class TGTAdapter(nn.Module):
         **cell_kwargs: Any,
     ) -> None:
         super().__init__()
-        for name, val in (("num_nodes", num_nodes), ("in_features", in_features),
-                          ("out_features", out_features), ("hidden", hidden), ("t_in", t_in), ("t_out", t_out)):
-            if not isinstance(val, int) or val < 1:
-                raise ValueError(f"{name} must be a positive int, got {val!r}")
+        check_positive_ints(num_nodes=num_nodes, in_features=in_features, out_features=out_features, hidden=hidden,
+                            t_in=t_in, t_out=t_out)
         if batch_mode not in ("loop", "union", "auto"):
             raise ValueError(f"batch_mode must be 'loop', 'union' or 'auto', got {batch_mode!r}")
         cls = resolve_cell(cell)

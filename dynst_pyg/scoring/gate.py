@@ -47,6 +47,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_positive_int
 from .reconstruction import elimination_order, training_moments
 
 __all__ = ["SensorGate", "elimination_order", "training_moments"]
@@ -70,8 +71,7 @@ class SensorGate(nn.Module):
     def __init__(self, num_nodes: int, init: float = 1.0, ema: float = 0.9, gate_weight: float = 0.1,
                  indicator: bool = False, marginal_weight: float = 0.8, recon_weight: float = 0.0) -> None:
         super().__init__()
-        if not isinstance(num_nodes, int) or num_nodes < 1:
-            raise ValueError(f"`num_nodes` must be a positive integer, got {num_nodes!r}")
+        check_positive_int(num_nodes, "num_nodes")
         if not 0.0 <= ema < 1.0:
             raise ValueError(f"`ema` must lie in [0, 1), got {ema!r}")
         if not 0.0 <= gate_weight <= 1.0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+from .._checks import check_positive_int
 from ..graph.subgraph import RECONNECT_MODES
 from ..sampling.policies import POLICIES
 from ..scoring.marginal import SCOPES
@@ -61,9 +62,9 @@ class DynSTConfig:
         recon_weight (float, optional): For ``target="all"``, weight of the reconstruction value
             (a backward elimination for the lift's ridge regression, see
             :class:`~dynst_pyg.scoring.ReconstructionValue`) in the importance; the other
-            terms share the rest. Ignored for ``target="kept"``. ``1.0`` (the reconstruction value
-            alone for ``target="all"``) was chosen on the *validation* split: Los-loop val MAE 3.623
-            vs 3.664 with ``0.5`` and Aarhus 7.186 vs 7.259, seeds 0 and 1 each (default: ``1.0``).
+            terms share the rest. Ignored for ``target="kept"``. At ``1.0`` the importance is the
+            reconstruction value alone, a classical ridge backward elimination on the training
+            data that does not depend on the model (default: ``1.0``).
         recon_method (str, optional): How the reconstruction value is computed: ``"exact"``
             (one elimination over all sensors, O(N^3)), ``"local"`` (eliminations on graph
             clusters plus a halo, linear in N) or ``"auto"`` (exact for small networks with
@@ -172,10 +173,8 @@ class DynSTConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name in ("batch_size", "patience") else 0):
                 raise ValueError(f"`{name}` must be a non-negative integer (batch_size, patience >= 1), got {v!r}")
-        for name in ("max_batches", "val_max_windows"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ValueError(f"`{name}` must be a positive integer or None, got {v!r}")
+        check_positive_int(self.max_batches, "max_batches", allow_none=True)
+        check_positive_int(self.val_max_windows, "val_max_windows", allow_none=True)
         for name in ("lr", "gate_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}")
