@@ -61,7 +61,7 @@ from dynst_pyg.training import DynSTConfig, DynSTTrainer
 
 SELECTORS = ["dense", "dynst", "qr", "qr-plain", "random", "degree", "pagerank"]
 DEFAULT_SELECTORS = ["dense", "dynst", "qr", "qr-plain", "random"]
-REFERENCES = ["persistence", "historical_average"]
+REFERENCES = ["persistence", "time_of_day"]
 METRICS = ("mae", "rmse", "mae_h3", "mae_h6", "mae_h12")
 
 

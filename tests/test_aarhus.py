@@ -246,7 +246,7 @@ def test_real_aarhus_shape_graph_and_observed_share(aarhus_real):
 @pytest.mark.slow
 def test_real_aarhus_reference_numbers(aarhus_real):
     """The data card's numbers: speed, test = last 20 % of steps, every observed cell weighted alike."""
-    from dynst_pyg.training.references import HistoricalAverage, reference_metrics
+    from dynst_pyg.training.references import TimeOfDayAverage, reference_metrics
     from dynst_pyg.data import forward_fill
     from dynst_pyg.metrics import masked_mae
 
@@ -258,11 +258,11 @@ def test_real_aarhus_reference_numbers(aarhus_real):
     persistence = [float(masked_mae(carried[t0 - h:T - h].unsqueeze(0), y)) for h in (3, 6, 12)]
     assert persistence == pytest.approx([6.24, 7.48, 8.74], abs=0.005)
     sp = prepare(ds, t_in=12, t_out=12, ratios=SPLIT_RATIOS["aarhus"])
-    ha = HistoricalAverage(sp)
+    ha = TimeOfDayAverage(sp)
     pred = ha.table[(torch.arange(t0, T) + ha.offset) % ha.slots][..., 0].unsqueeze(0)
     assert float(masked_mae(pred, y)) == pytest.approx(9.45, abs=0.005)
     # the package's own reference table (test windows, per-window averaging) lands close by
     ref = reference_metrics(sp, "test", horizons=(3, 6, 12))
     p = ref["persistence"]
     assert [p["mae_h3"], p["mae_h6"], p["mae_h12"]] == pytest.approx(persistence, abs=0.05)
-    assert ref["historical_average"]["mae"] == pytest.approx(9.45, abs=0.05)
+    assert ref["time_of_day"]["mae"] == pytest.approx(9.45, abs=0.05)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dynst_pyg.data import prepare
-from dynst_pyg.training.references import HistoricalAverage, persistence_forecast, reference_metrics
+from dynst_pyg.training.references import TimeOfDayAverage, persistence_forecast, reference_metrics
 from dynst_pyg.data import SpatioTemporalDataset
 from dynst_pyg.metrics import forecast_metrics, masked_mae, masked_mape, masked_rmse
 
@@ -51,27 +51,27 @@ def test_per_horizon_and_shape_errors():
         forecast_metrics(pred[:, :4], true[:, :4])
 
 
-def test_persistence_and_historical_average_exact_on_tiny_series():
+def test_persistence_and_time_of_day_exact_on_tiny_series():
     # 1 sensor, a daily pattern of 4 steps (interval 360 min), 40 steps
     pattern = torch.tensor([10.0, 20.0, 30.0, 40.0])
     series = pattern.repeat(10).reshape(40, 1, 1)
     ds = SpatioTemporalDataset(series, torch.zeros(2, 0, dtype=torch.long), interval_minutes=360)
     sp = prepare(ds, t_in=2, t_out=2, ratios=(0.6, 0.2, 0.2))
     x, y = sp.test.batch(torch.arange(len(sp.test)))
-    ha = HistoricalAverage(sp).forecast(sp.test)
+    ha = TimeOfDayAverage(sp).forecast(sp.test)
     assert torch.allclose(ha, y)  # a perfectly periodic series is forecast exactly
     pers = persistence_forecast(sp.test, sp)
     assert torch.allclose(pers[:, 0], series[sp.test.starts + 1])
     assert torch.allclose(pers[:, 1], pers[:, 0])
     ref = reference_metrics(sp, horizons=(1, 2))
-    assert ref["historical_average"]["mae"] == pytest.approx(0.0, abs=1e-4)
+    assert ref["time_of_day"]["mae"] == pytest.approx(0.0, abs=1e-4)
     assert ref["persistence"]["mae"] > 5
 
 
 @pytest.mark.data
 def test_reference_forecasters_on_los_loop(los_loop_splits):
     ref = reference_metrics(los_loop_splits)
-    p, h = ref["persistence"], ref["historical_average"]
+    p, h = ref["persistence"], ref["time_of_day"]
     # persistence error grows with the horizon; historical average does not depend on it much
     assert p["mae_h3"] < p["mae_h6"] < p["mae_h12"]
     assert 2.0 < p["mae_h3"] < 6.0 and 3.0 < h["mae_h12"] < 8.0

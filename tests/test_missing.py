@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from dynst_pyg.data import prepare
 from dynst_pyg import DynSTMask
-from dynst_pyg.training.references import HistoricalAverage, persistence_forecast
+from dynst_pyg.training.references import TimeOfDayAverage, persistence_forecast
 from dynst_pyg.data import SpatioTemporalDataset, StandardScaler, forward_fill
 from dynst_pyg.datasets import from_static_signal, to_static_signal, to_temporal_signal
 from dynst_pyg.metrics import forecast_metrics, masked_mae, masked_mape, masked_rmse
@@ -160,7 +160,7 @@ def test_a_gap_changes_nothing_but_what_it_should():
     assert torch.equal(sa.scaler.mean, sb.scaler.mean) and torch.equal(sa.scaler.std, sb.scaler.std)
     assert torch.equal(sa.train.inputs, sb.train.inputs)
     assert torch.equal(sa.train.targets.nan_to_num(-1), sb.train.targets.nan_to_num(-1))
-    assert torch.equal(HistoricalAverage(sa).table, HistoricalAverage(sb).table)
+    assert torch.equal(TimeOfDayAverage(sa).table, TimeOfDayAverage(sb).table)
     # against the complete series the inputs differ only at the gap cell (filled with the previous reading)
     raw_in_a = sa.scaler.inverse_transform(sa.train.inputs, features=None)
     raw_in_full = full.scaler.inverse_transform(full.train.inputs, features=None)
@@ -171,14 +171,14 @@ def test_a_gap_changes_nothing_but_what_it_should():
     assert torch.isnan(sa.train.targets).nonzero().tolist() == [[gap_t, gap_n, 0]]
 
 
-def test_historical_average_ignores_the_gap():
+def test_time_of_day_ignores_the_gap():
     pattern = torch.tensor([10.0, 20.0, 30.0, 40.0])
     series = pattern.repeat(10).reshape(40, 1, 1).repeat(1, 2, 1)
     series[:, 1] += torch.arange(40, dtype=torch.float32).reshape(40, 1)  # sensor 1 drifts
     series[5, 1, 0] = NAN  # slot 1 of day 1 is missing
     ds = SpatioTemporalDataset(series, line_graph(2), interval_minutes=360)
     sp = prepare(ds, t_in=2, t_out=2, ratios=(0.6, 0.2, 0.2))
-    ha = HistoricalAverage(sp)
+    ha = TimeOfDayAverage(sp)
     n = sp.train_steps
     slot1 = [t for t in range(1, n, 4) if t != 5]
     assert float(ha.table[1, 1, 0]) == pytest.approx(float(series[slot1, 1, 0].mean()))

@@ -1,5 +1,5 @@
 """Accuracy on real data (issue 4): on Los-loop (207 METR-LA sensors), the small-profile dense
-Graph WaveNet and DCRNN beat persistence and historical average on test MAE at horizons 3/6/12.
+Graph WaveNet and DCRNN beat persistence and the time-of-day average on test MAE at horizons 3/6/12.
 
 Slow (trains each model for a few epochs on CPU). Run alone with
 ``pytest tests/test_models_los_loop.py -s`` to see the numbers; deselect with ``-m "not slow"``.
@@ -63,7 +63,7 @@ def train_and_test(model, splits, epochs, lr, batch_size=64, seed=0, log=print):
 
 @pytest.mark.expensive
 @pytest.mark.data
-def test_small_models_beat_persistence_and_historical_average(los_loop):
+def test_small_models_beat_persistence_and_time_of_day(los_loop):
     torch.manual_seed(0)
     splits = prepare(los_loop, t_in=12, t_out=12, time_features=True)
     ref = reference_metrics(splits, "test", HORIZONS)
@@ -73,7 +73,7 @@ def test_small_models_beat_persistence_and_historical_average(los_loop):
         "DCRNN(small)": (DCRNN(n, in_features=2, out_features=1, profile="small", num_layers=1), 6, 5e-3),
     }
     print()
-    for name in ("persistence", "historical_average"):
+    for name in ("persistence", "time_of_day"):
         print(f"{name:22s}" + "".join(f"  MAE@{h} {ref[name][f'mae_h{h}']:.3f}" for h in HORIZONS))
     failures = []
     for name, (model, epochs, lr) in models.items():
@@ -82,7 +82,7 @@ def test_small_models_beat_persistence_and_historical_average(los_loop):
         m = train_and_test(model, splits, epochs, lr)
         print(f"{name:22s}" + "".join(f"  MAE@{h} {m[f'mae_h{h}']:.3f}" for h in HORIZONS))
         for h in HORIZONS:
-            for base in ("persistence", "historical_average"):
+            for base in ("persistence", "time_of_day"):
                 if not m[f"mae_h{h}"] < ref[base][f"mae_h{h}"]:
                     failures.append(f"{name} MAE@{h} {m[f'mae_h{h}']:.3f} >= {base} {ref[base][f'mae_h{h}']:.3f}")
     assert not failures, "; ".join(failures)

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from .run_folder import RunFolderBusy
+
 __all__ = ["main", "build_parser", "COMMANDS", "INPUT_ERRORS"]
 
 
@@ -82,8 +84,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
         return 130
     if ctx.is_main:
         print((Path(args.out) / "report.md").read_text())
-        print(f"wrote {args.out}/: mask.json, model.pt, report.md, metrics.json, map.png "
+        print(f"wrote {args.out}/: mask.json, model.pt, report.md, metrics.json, map.png, run.json "
               f"({s['processes']} process(es) on {s['device']})")
+        for line in s["warnings"]:
+            print(line)
     return 0
 
 
@@ -233,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Errors caused by the user's input (arguments, files, checkpoints): one line, exit code 2.
-INPUT_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+INPUT_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
+                RunFolderBusy)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -8,6 +8,7 @@ inference speedup measured on the spot), ``metrics.json`` and ``map.png``.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from dataclasses import asdict
@@ -20,7 +21,8 @@ from ..data import ForecastSplits
 from ..metrics import horizons_for
 from ..placement import select_sensors
 from ..selection.mask import SensorMask
-from ..training import DynSTTrainer, reference_metrics
+from ..training import REFERENCE_NAMES, DistContext, DynSTTrainer, reference_metrics, shortfalls
+from .run_folder import RunFolderLock, atomic_write, new_run_id, write_manifest
 from .spec import RunSpec, backbone_factory, load_splits, run_config
 
 __all__ = ["run_prune"]
@@ -51,12 +53,24 @@ def run_prune(spec: RunSpec, out: str | Path, dense_reference: bool = True, prog
               restart: bool = False) -> dict:
     """Runs one pruning job and writes the run directory; returns the metrics summary.
 
-    A checkpoint of the same run in ``out/checkpoint`` is resumed; one of another run stops
-    with :class:`~dynst_pyg.training.CheckpointMismatchError` unless ``restart`` deletes it
-    first. Under :mod:`torch.distributed` every rank trains and rank 0 alone writes.
+    The folder is locked for the whole run (a second run on it is refused); every file is
+    written atomically and ``run.json`` ties them together. A checkpoint of the same run in
+    ``out/checkpoint`` is resumed; one of another run stops with
+    :class:`~dynst_pyg.training.CheckpointMismatchError` unless ``restart`` deletes it first.
+    Under :mod:`torch.distributed` every rank trains and rank 0 alone locks and writes.
     """
     spec.validate()
     out = _output_dir(out)
+    lock = RunFolderLock(out)
+    if DistContext.current().is_main:
+        lock.acquire()
+    try:
+        return _run(spec, out, dense_reference, progress, restart)
+    finally:
+        lock.release()
+
+
+def _run(spec: RunSpec, out: Path, dense_reference: bool, progress: bool, restart: bool) -> dict:
     torch.manual_seed(spec.seed)
     splits = load_splits(spec)
     N = splits.num_nodes
@@ -80,32 +94,64 @@ def run_prune(spec: RunSpec, out: str | Path, dense_reference: bool = True, prog
         dense = trainer.dense_metrics()  # reuses the run's dense warm-up; not checkpointed
         rows.append({"model": f"dense (N={N})", **_pick(dense)})
     # for target="kept" the reference forecasters are scored on the kept sensors only, like the pruned model
-    ref = reference_metrics(splits, "test", horizons=horizons_for(splits.t_out),
-                            nodes=mask.keep if spec.target == "kept" else None)
-    rows += [{"model": "persistence", **_pick(ref["persistence"])},
-             {"model": "historical average", **_pick(ref["historical_average"])}]
+    horizons = horizons_for(splits.t_out)
+    ref = reference_metrics(splits, "test", horizons=horizons, nodes=mask.keep if spec.target == "kept" else None)
+    rows += [{"model": REFERENCE_NAMES[k], **_pick(m)} for k, m in ref.items()]
 
     # inference speedup measured now: dense backbone on N nodes vs the served model on K nodes
-    d_ms, p_ms, speed = trainer.served_speedup(result.model, mask)
+    speed = trainer.measure_served_speedup(result.model, mask)
     summary = {"spec": asdict(spec), "num_nodes": N, "num_kept": mask.num_kept, "sparsity": mask.sparsity,
                "test": result.test_metrics, "val": result.val_metrics, "dense_test": dense,
-               "reference": ref, "dense_ms": d_ms, "pruned_ms": p_ms, "infer_speedup": speed,
+               "reference": ref, "dense_ms": speed.dense_ms, "pruned_ms": speed.pruned_ms,
+               "infer_speedup": speed.ratio, "speedup": asdict(speed), "speedup_line": speed.line(),
                "train_seconds": seconds, "device": str(trainer.device), "processes": trainer.dist.world_size,
-               "constraints": _constraint_lines(constraints, mask)}
+               "constraints": _constraint_lines(constraints, mask),
+               "planted": _planted(splits, mask), "warnings": _warnings(spec, result.test_metrics, dense, ref,
+                                                                          horizons)}
     if trainer.dist.is_main:
         _write_run(out, spec, splits, result, summary, rows)
     trainer.dist.barrier()
     return summary
 
 
+def _planted(splits: ForecastSplits, mask: SensorMask) -> Optional[dict]:
+    """How many of the synthetic network's planted redundant sensors the selection pruned."""
+    planted = splits.dataset.meta.get("redundant")
+    if planted is None:
+        return None
+    idx = [int(i) for i in planted]
+    pruned = int((~mask.bool_mask[idx]).sum()) if idx else 0
+    return {"planted": len(idx), "pruned": pruned}
+
+
+def _warnings(spec: RunSpec, test: dict, dense: Optional[dict], ref: dict, horizons) -> list[str]:
+    """One plain line when the dense or the served model fails to beat persistence or the time-of-day
+    average at some horizon (none when both beat both everywhere)."""
+    parts = []
+    for who, m in (("the dense model", dense), (f"the {spec.selector} model", test)):
+        short = [] if m is None else shortfalls(m, ref, horizons)
+        if short:
+            parts.append(f"{who} does not beat {' nor '.join(short)}")
+    if not parts:
+        return []
+    return [f"Warning: {'; '.join(parts)}. Train longer (--epochs, --warmup-epochs) or try another backbone "
+            f"(--backbone stid) before relying on these forecasts."]
+
+
 def _write_run(out: Path, spec: RunSpec, splits: ForecastSplits, result, summary: dict, rows: list[dict]) -> None:
+    """Writes the run's files atomically, then ``run.json`` naming them (the set belongs together)."""
     mask, N = result.mask, splits.num_nodes
     out.mkdir(parents=True, exist_ok=True)
-    mask.save(out / "mask.json")
+    run_id = new_run_id()
+    summary["run_id"] = run_id
+    atomic_write(out / "mask.json", json.dumps(mask.to_dict(), indent=1, allow_nan=False) + "\n")
+    buf = io.BytesIO()
     torch.save({"spec": asdict(spec), "state_dict": {k: v.cpu() for k, v in result.model.state_dict().items()},
-                "mask": mask.to_dict(), "scaler": splits.scaler.state_dict()}, out / "model.pt")
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+                "mask": mask.to_dict(), "scaler": splits.scaler.state_dict(), "run_id": run_id}, buf)
+    atomic_write(out / "model.pt", buf.getvalue())
+    atomic_write(out / "metrics.json", json.dumps(summary, indent=2))
     _write_report(out, spec, summary, rows)
+    files = ["mask.json", "model.pt", "metrics.json", "report.md"]
     try:
         from ..viz.maps import plot_region_map, plot_sensor_map
 
@@ -119,10 +165,17 @@ def _write_run(out: Path, spec: RunSpec, splits: ForecastSplits, result, summary
                          else None)
             fig, _ = plot_sensor_map(splits.dataset, mask, highlight=highlight, highlight_label="planted redundant",
                                      title=f"{spec.selector}: kept {mask.num_kept}/{N} sensors (target={spec.target})")
-        fig.savefig(out / "map.png", dpi=120, bbox_inches="tight")
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=120, bbox_inches="tight")
         plt.close(fig)
+        atomic_write(out / "map.png", png.getvalue())
+        (out / "map.txt").unlink(missing_ok=True)
+        files.append("map.png")
     except ValueError as exc:  # e.g. a dataset without coordinates
-        (out / "map.txt").write_text(f"no map: {exc}\n")
+        atomic_write(out / "map.txt", f"no map: {exc}\n")
+        (out / "map.png").unlink(missing_ok=True)
+        files.append("map.txt")
+    write_manifest(out, run_id, files)
 
 
 def _constraint_lines(constraints, mask: SensorMask) -> list[str]:
@@ -159,11 +212,14 @@ def _write_report(out: Path, spec: RunSpec, s: dict, rows: list[dict]) -> None:
              else f"the {s['num_kept']} kept sensors")
     text = [f"# dynst-pyg prune: {spec.data or spec.dataset}, {spec.backbone} ({spec.profile}), {spec.selector}", "",
             f"Kept {s['num_kept']} of {s['num_nodes']} sensors (sparsity {s['sparsity']:.2f}); "
-            f"target=`{spec.target}`: test metrics over {scope}, original scale (MAPE in %). Seed {spec.seed}.", "",
-            _markdown_table(rows, keys), "",
-            f"Inference (batch 64, median of 7, measured now): dense {s['dense_ms']:.1f} ms, "
-            f"pruned {s['pruned_ms']:.1f} ms, speedup **{s['infer_speedup']:.2f}x**.", "",
-            f"Training time: {s['train_seconds']:.0f} s. Files: mask.json, model.pt, metrics.json, map.png."]
+            f"target=`{spec.target}`: test metrics over {scope}, original scale (MAPE in %). Seed {spec.seed}. "
+            f"Run {s['run_id']}.", "", _markdown_table(rows, keys), ""]
+    text += [*s["warnings"], ""] if s["warnings"] else []
+    if s.get("planted"):
+        p = s["planted"]
+        text += [f"Planted redundant sensors pruned: {p['pruned']} of {p['planted']}.", ""]
+    text += [f"Inference (batch 64, measured now): {s['speedup_line']}.", "",
+             f"Training time: {s['train_seconds']:.0f} s. Files: mask.json, model.pt, metrics.json, map.png, run.json."]
     if s.get("constraints"):
         text += ["", "## Constraints", "", *s["constraints"]]
-    (out / "report.md").write_text("\n".join(text) + "\n")
+    atomic_write(out / "report.md", "\n".join(text) + "\n")

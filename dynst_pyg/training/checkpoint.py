@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import is_dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -162,9 +163,15 @@ class Checkpointer:
             return
         if self.dist.is_main:
             self.directory.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            torch.save({**state, "fingerprint": self.fingerprint}, tmp)
-            os.replace(tmp, self.path)  # an interrupted save never leaves a broken checkpoint
+            # a unique temporary name: two processes saving here never rename each other's file
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{self.FILENAME}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    torch.save({**state, "fingerprint": self.fingerprint}, f)
+                os.replace(tmp, self.path)  # an interrupted save never leaves a broken checkpoint
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
         self.dist.barrier()
 
     def clear(self) -> None:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 from typing import Callable, ContextManager, Optional
 
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_positive_ints
 from ..data.windows import ForecastSplits, WindowDataset
 from ..metrics import forecast_metrics, horizons_for, masked_mae, valid_mask
 
 __all__ = ["SPLITS", "raw_forecast", "sample_loss", "node_loss", "evaluate_full", "evaluate_served",
-           "measure_inference_speedup"]
+           "SpeedupMeasurement", "measure_speedup", "measure_inference_speedup"]
 
 #: Names of the three splits.
 SPLITS = ("train", "val", "test")
@@ -104,14 +106,64 @@ def evaluate_served(served: nn.Module, splits: ForecastSplits, full: ForecastSpl
     return forecast_metrics(pred, torch.cat(ys), splits.null_value, horizons_for(splits.t_out))
 
 
-@torch.no_grad()
-def measure_inference_speedup(dense: Callable[[], Tensor], pruned: Callable[[], Tensor], repeats: int = 7,
-                              warmup: int = 2, device: Optional[torch.device] = None) -> tuple[float, float, float]:
-    """Median latency (ms) of two zero-argument forward calls, interleaved; returns (dense, pruned, ratio).
+@dataclass(frozen=True)
+class SpeedupMeasurement:
+    """Interleaved latency of a dense and a pruned forward call.
 
-    On a CUDA ``device`` every timed call is bracketed by :func:`torch.cuda.synchronize`, so the
-    time is that of the kernels, not of their launch.
+    Attributes:
+        dense_ms (float): Median latency of the dense call (ms).
+        pruned_ms (float): Median latency of the pruned call (ms).
+        ratio (float): Median of the per-pair ratios dense / pruned.
+        ratio_q1 (float): Their first quartile.
+        ratio_q3 (float): Their third quartile.
+        repeats (int): Timed pairs.
+        threads (int): ``torch.get_num_threads()`` during the measurement.
+        tight (bool): Whether the interquartile range fell within ``rel_iqr`` of the median.
     """
+
+    dense_ms: float
+    pruned_ms: float
+    ratio: float
+    ratio_q1: float
+    ratio_q3: float
+    repeats: int
+    threads: int
+    tight: bool
+
+    def line(self) -> str:
+        """One sentence for a report: the ratio with its spread, the thread count, and a word on noise."""
+        text = (f"dense {self.dense_ms:.1f} ms, pruned {self.pruned_ms:.1f} ms, speedup **{self.ratio:.2f}x** "
+                f"(interquartile range {self.ratio_q1:.2f}-{self.ratio_q3:.2f}x over {self.repeats} interleaved "
+                f"pairs, {self.threads} thread{'s' if self.threads != 1 else ''})")
+        if not self.tight:
+            text += "; the measurement was noisy (the machine is busy): repeat it before relying on it"
+        return text
+
+
+def _quantile(values: list, q: float) -> float:
+    return float(torch.tensor(values, dtype=torch.float64).quantile(q))
+
+
+@torch.no_grad()
+def measure_speedup(dense: Callable[[], Tensor], pruned: Callable[[], Tensor], min_repeats: int = 7,
+                    max_repeats: int = 63, rel_iqr: float = 0.15, warmup: int = 2,
+                    device: Optional[torch.device] = None) -> SpeedupMeasurement:
+    """Times ``dense`` and ``pruned`` in interleaved pairs until the ratio's spread is tight.
+
+    Pairs are taken in rounds of ``min_repeats`` until the interquartile range of the per-pair
+    ratios is at most ``rel_iqr`` times their median, or ``max_repeats`` pairs were timed. On a
+    CUDA ``device`` every timed call is bracketed by :func:`torch.cuda.synchronize`.
+
+    Args:
+        dense (callable): Zero-argument dense forward call.
+        pruned (callable): Zero-argument pruned forward call.
+        min_repeats (int, optional): Pairs per round (default: ``7``).
+        max_repeats (int, optional): Most pairs (default: ``63``).
+        rel_iqr (float, optional): Target spread relative to the median (default: ``0.15``).
+        warmup (int, optional): Untimed calls of each first (default: ``2``).
+        device (torch.device, optional): Where the calls run (default: CPU).
+    """
+    check_positive_ints(min_repeats=min_repeats, max_repeats=max_repeats)
     sync = torch.cuda.synchronize if device is not None and torch.device(device).type == "cuda" else (lambda: None)
 
     def timed(fn: Callable[[], Tensor]) -> float:
@@ -123,9 +175,23 @@ def measure_inference_speedup(dense: Callable[[], Tensor], pruned: Callable[[], 
 
     for _ in range(warmup):
         dense(); pruned()
-    td, tp = [], []
-    for _ in range(repeats):
-        td.append(timed(dense))
-        tp.append(timed(pruned))
-    md, mp = sorted(td)[len(td) // 2] * 1e3, sorted(tp)[len(tp) // 2] * 1e3
-    return md, mp, md / mp
+    td: list = []
+    tp: list = []
+    while True:
+        for _ in range(min_repeats):
+            td.append(timed(dense))
+            tp.append(timed(pruned))
+        ratios = [d / max(p, 1e-12) for d, p in zip(td, tp)]
+        med, q1, q3 = _quantile(ratios, 0.5), _quantile(ratios, 0.25), _quantile(ratios, 0.75)
+        tight = (q3 - q1) <= rel_iqr * med
+        if tight or len(td) >= max_repeats:
+            break
+    return SpeedupMeasurement(_quantile(td, 0.5) * 1e3, _quantile(tp, 0.5) * 1e3, med, q1, q3, len(td),
+                              torch.get_num_threads(), tight)
+
+
+def measure_inference_speedup(dense: Callable[[], Tensor], pruned: Callable[[], Tensor], repeats: int = 7,
+                              warmup: int = 2, device: Optional[torch.device] = None) -> tuple[float, float, float]:
+    """``(dense_ms, pruned_ms, ratio)`` of :func:`measure_speedup` with exactly ``repeats`` pairs."""
+    m = measure_speedup(dense, pruned, min_repeats=repeats, max_repeats=repeats, warmup=warmup, device=device)
+    return m.dense_ms, m.pruned_ms, m.ratio

@@ -41,7 +41,7 @@ from ..selection.mask import SensorMask
 from ..selection.schedules import Schedule
 from .config import DynSTConfig
 from .context import ModelFactory, RunContext
-from .evaluation import measure_inference_speedup
+from .evaluation import SpeedupMeasurement, measure_speedup
 from .phases import dense_warmup, mask_search, sparse_finetune
 from .record import DynSTResult, RunRecord
 
@@ -218,15 +218,20 @@ class DynSTTrainer:
         return self.ctx.evaluate_served(served, sub, split, index)
 
     @torch.no_grad()
-    def served_speedup(self, served: ServedModel, mask: SensorMask, batch: int = 64, repeats: int = 7,
-                       warmup: int = 2) -> tuple[float, float, float]:
-        """Median forward latency (ms) of a fresh dense backbone on all ``N`` sensors vs ``served`` on the
-        kept ones, for the first ``batch`` test windows; returns ``(dense_ms, pruned_ms, speedup)``."""
+    def measure_served_speedup(self, served: ServedModel, mask: SensorMask, batch: int = 64,
+                               **kwargs) -> SpeedupMeasurement:
+        """Interleaved latency of a fresh dense backbone on all ``N`` sensors vs ``served`` on the kept
+        ones, for the first ``batch`` test windows (``kwargs`` go to :func:`measure_speedup`)."""
         sp = self.windows
         dense = self.ctx.model_factory().to(self.device).eval()
         served.eval()
         x, _ = sp.test.batch(torch.arange(min(batch, len(sp.test))))
         xk = x[:, :, mask.keep.to(x.device)]
         ei, ew = sp.edge_index.to(self.device), sp.edge_weight.to(self.device)
-        return measure_inference_speedup(lambda: dense(x, ei, ew), lambda: served(xk), repeats=repeats,
-                                         warmup=warmup, device=self.device)
+        return measure_speedup(lambda: dense(x, ei, ew), lambda: served(xk), device=self.device, **kwargs)
+
+    def served_speedup(self, served: ServedModel, mask: SensorMask, batch: int = 64, repeats: int = 7,
+                       warmup: int = 2) -> tuple[float, float, float]:
+        """``(dense_ms, pruned_ms, speedup)`` of :meth:`measure_served_speedup` with ``repeats`` pairs."""
+        m = self.measure_served_speedup(served, mask, batch, min_repeats=repeats, max_repeats=repeats, warmup=warmup)
+        return m.dense_ms, m.pruned_ms, m.ratio
