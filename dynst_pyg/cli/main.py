@@ -120,7 +120,8 @@ def add_prune(sub) -> None:
     _add_data(p)
     p.add_argument("--nodes", type=int, default=100, help="sensors of the synthetic dataset")
     p.add_argument("--steps", type=int, default=2016, help="time steps of the synthetic dataset")
-    p.add_argument("--backbone", default="gwnet", help="gwnet, dcrnn, or a PyG-Temporal cell (GConvGRU, TGCN, A3TGCN)")
+    p.add_argument("--backbone", default="gwnet", help="gwnet, dcrnn, stid (windows get time-of-day and day-of-week "
+                                                       "channels), or a PyG-Temporal cell (GConvGRU, TGCN, A3TGCN)")
     p.add_argument("--profile", default="small", choices=["small", "reference"], help="backbone size")
     p.add_argument("--adaptive-topk", type=int, default=None, metavar="K",
                    help="gwnet: keep K entries per row of the adaptive adjacency (O(N K) support; large networks)")

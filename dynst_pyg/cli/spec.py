@@ -117,7 +117,8 @@ def load_run_dataset(dataset: str = "synthetic", root: Optional[str] = None, dat
 def load_splits(spec: RunSpec) -> ForecastSplits:
     """The dataset of a run, windowed 12 -> 12 with its standard split."""
     ds = load_run_dataset(spec.dataset, spec.root, spec.data, spec.nodes, spec.steps, spec.seed)
-    return prepare(ds, ratios=SPLIT_RATIOS.get(ds.name, (0.7, 0.1, 0.2)))
+    # STID reads time of day / day of week from two appended input channels
+    return prepare(ds, ratios=SPLIT_RATIOS.get(ds.name, (0.7, 0.1, 0.2)), time_features=spec.backbone == "stid")
 
 
 def run_config(spec: RunSpec, out: Optional[Path], constraints=None) -> DynSTConfig:

@@ -12,6 +12,7 @@ from .dcrnn import DCRNN, DCRNN_PROFILES, DCGRUCell, scheduled_sampling_ratio
 from .diffusion import DiffusionConv, TransitionSupports
 from .graph_wavenet import GWNET_PROFILES, GraphWaveNet
 from .lift import LiftHead, Propagation
+from .stid import STID, STID_PROFILES
 from .supports import SupportCache, dense_adjacency, random_walk_matrix, transition_supports
 from .tgt import TGTAdapter, resolve_cell
 from .served import ServedModel
@@ -22,6 +23,8 @@ __all__ = [
     "ServedModel",
     "make_backbone",
     "GWNET_PROFILES",
+    "STID",
+    "STID_PROFILES",
     "DCRNN",
     "DCRNN_PROFILES",
     "DCGRUCell",

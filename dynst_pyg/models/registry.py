@@ -11,7 +11,7 @@ __all__ = ["make_backbone"]
 
 def make_backbone(name: str, num_nodes: int, in_features: int = 1, out_features: int = 1, t_in: int = 12,
                   t_out: int = 12, profile: str = "small", adaptive_topk: Optional[int] = None) -> nn.Module:
-    """A backbone by name: ``gwnet``, ``dcrnn`` or the name of a PyG-Temporal recurrent cell (e.g. ``GConvGRU``).
+    """A backbone by name: ``gwnet``, ``dcrnn``, ``stid`` or a PyG-Temporal recurrent cell's name (e.g. ``GConvGRU``).
 
     ``adaptive_topk`` keeps ``k`` entries per row of Graph WaveNet's adaptive adjacency (large networks).
     """
@@ -26,12 +26,16 @@ def make_backbone(name: str, num_nodes: int, in_features: int = 1, out_features:
         from .dcrnn import DCRNN
 
         return DCRNN(num_nodes, in_features, out_features, t_in, t_out, profile=profile)
+    if name == "stid":  # reads the time channels of prepare(time_features=True)
+        from .stid import STID
+
+        return STID(num_nodes, in_features, out_features, t_in, t_out, profile=profile)
     from .tgt import TGTAdapter, resolve_cell
 
     try:
         resolve_cell(name)
     except (ValueError, AttributeError, ImportError) as exc:
-        raise ValueError(f"unknown backbone {name!r}: use gwnet, dcrnn or a PyG-Temporal recurrent cell name "
+        raise ValueError(f"unknown backbone {name!r}: use gwnet, dcrnn, stid or a PyG-Temporal recurrent cell name "
                          f"such as GConvGRU, TGCN, A3TGCN ({exc})") from exc
     hidden = 32 if profile == "small" else 64
     kwargs: dict[str, Any] = {}
