@@ -56,13 +56,14 @@ def _add_data(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from ..training.engine import DistContext, init_distributed
+    from ..training.engine import DistContext, ddp_timeout_s, init_distributed
+    from .launch import launch
     from .pipeline import run_prune
     from .spec import RunSpec
 
     if args.nproc > 1:
-        return _launch(args.nproc, args.argv)
-    device = init_distributed(args.device)
+        return launch(args.nproc, args.argv, args.out)
+    device = init_distributed(args.device, timeout_s=args.ddp_timeout)
     ctx = DistContext.current()
     spec = RunSpec(dataset=args.dataset, root=args.root, data=args.data, nodes=args.nodes,
                    adaptive_topk=args.adaptive_topk, steps=args.steps, backbone=args.backbone,
@@ -72,12 +73,20 @@ def cmd_prune(args: argparse.Namespace) -> int:
                    max_batches=args.max_batches, batch_size=args.batch_size,
                    device=str(device) if ctx.is_distributed else args.device, precision=args.precision,
                    costs=args.costs, regions=args.regions, cost_budget=args.cost_budget,
-                   min_per_region=args.min_per_region)
+                   min_per_region=args.min_per_region, protected=args.protected)
     if spec.sparsity is None and spec.budget is None and spec.cost_budget is None:
         spec.sparsity = 0.5
     try:
         s = run_prune(spec, args.out, dense_reference=not args.no_dense, progress=not args.quiet,
                       restart=args.restart)
+    except RuntimeError as exc:
+        if not ctx.is_distributed:
+            raise
+        # a collective failed: another process died or stopped answering; say so in one line
+        first = " ".join(str(exc).split())[:160]
+        print(f"dynst-pyg prune: error: rank {ctx.rank} of {ctx.world_size} lost the other processes ({first}); "
+              f"collective timeout {ddp_timeout_s(args.ddp_timeout):g} s", file=sys.stderr, flush=True)
+        return 3
     except KeyboardInterrupt:
         print(f"dynst-pyg prune: interrupted; the last finished epoch is checkpointed in {args.out}/checkpoint, "
               "run the same command again to resume", file=sys.stderr)
@@ -89,23 +98,6 @@ def cmd_prune(args: argparse.Namespace) -> int:
         for line in s["warnings"]:
             print(line)
     return 0
-
-
-def _launch(nproc: int, argv: list[str]) -> int:
-    """Re-runs this command under ``torch.distributed.run`` with ``nproc`` processes on this machine."""
-    import subprocess
-
-    argv = list(argv)
-    for i, a in enumerate(argv):
-        if a == "--nproc":
-            del argv[i:i + 2]
-            break
-        if a.startswith("--nproc="):
-            del argv[i]
-            break
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "dynst_pyg", *argv]
-    return subprocess.call(cmd)
 
 
 def add_prune(sub) -> None:
@@ -135,6 +127,8 @@ def add_prune(sub) -> None:
     c.add_argument("--cost-budget", type=float, default=None, help="most total cost of the kept sensors")
     c.add_argument("--regions", default=None, metavar="FILE", help="sensor_id,region CSV (may sit in --data DIR)")
     c.add_argument("--min-per-region", type=int, default=None, help="sensors kept at least in every region")
+    c.add_argument("--protected", default=None, metavar="FILE",
+                   help="sensor ids always kept, one per line (may sit in --data DIR)")
     p.add_argument("--target", default="all", choices=["all", "kept"],
                    help="forecast every sensor from the kept ones (all) or only the kept ones")
     p.add_argument("--epochs", type=int, default=6, help="sparse fine-tune epochs (early stopping on validation)")
@@ -153,6 +147,9 @@ def add_prune(sub) -> None:
     _add_device(p)
     p.add_argument("--precision", default="32", choices=["32", "bf16", "16"],
                    help="training precision (autocast; 16 also scales the loss); metrics are float32")
+    p.add_argument("--ddp-timeout", type=float, default=None, metavar="SECONDS",
+                   help="with --nproc: a collective waits this long for the other processes before the run stops "
+                        "(default: $DYNST_DDP_TIMEOUT, else 300)")
     p.add_argument("--nproc", type=int, default=1,
                    help="processes on this machine: re-launches through torch.distributed.run (DDP; gloo on CPU, "
                         "nccl on GPU); under torchrun leave it at 1")

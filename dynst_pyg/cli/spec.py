@@ -16,7 +16,7 @@ from ..sampling import POLICIES
 from ..selection.constraints import SelectionConstraints
 from ..training.config import DynSTConfig
 
-__all__ = ["SELECTOR_CHOICES", "RunSpec", "load_run_dataset", "load_splits", "run_config", "backbone_factory"]
+__all__ = ["SELECTOR_CHOICES", "RunSpec", "read_sensor_ids", "load_run_dataset", "load_splits", "run_config", "backbone_factory"]
 
 #: Names accepted by ``--selector``.
 SELECTOR_CHOICES = ("dynst-oneshot", "dynst-iterative", "dynst-dropregrow", "random", "degree", "pagerank",
@@ -59,22 +59,26 @@ class RunSpec:
     regions: Optional[str] = None
     cost_budget: Optional[float] = None
     min_per_region: Optional[int] = None
+    protected: Optional[str] = None
     extra: dict = field(default_factory=dict)
 
-    def constraints(self, sensor_ids: list[str]):
+    def constraints(self, sensor_ids: list[str]) -> Optional[SelectionConstraints]:
         """The :class:`~dynst_pyg.selection.SelectionConstraints` the spec asks for (:obj:`None` if none).
 
-        ``costs`` and ``regions`` are CSV files (``sensor_id,cost``, ``sensor_id,region``); a
-        name that does not exist as given is looked up in the ``data`` folder.
+        ``costs`` and ``regions`` are CSV files (``sensor_id,cost``, ``sensor_id,region``);
+        ``protected`` lists sensor ids always kept, one per line (a ``sensor_id`` header is
+        allowed). A name that does not exist as given is looked up in the ``data`` folder.
         """
-        if self.costs is None and self.regions is None and self.cost_budget is None and self.min_per_region is None:
+        if all(v is None for v in (self.costs, self.regions, self.cost_budget, self.min_per_region, self.protected)):
             return None
         if self.cost_budget is not None and self.costs is None:
             raise ValueError("--cost-budget needs --costs FILE (sensor_id,cost)")
         if self.min_per_region is not None and self.regions is None:
             raise ValueError("--min-per-region needs --regions FILE (sensor_id,region)")
+        protected = None if self.protected is None else read_sensor_ids(self._find(self.protected))
         return SelectionConstraints.from_csv(sensor_ids, costs=self._find(self.costs), regions=self._find(self.regions),
-                                             cost_budget=self.cost_budget, min_per_region=self.min_per_region)
+                                             cost_budget=self.cost_budget, min_per_region=self.min_per_region,
+                                             protected_ids=protected)
 
     def _find(self, name: Optional[str]) -> Optional[Path]:
         if name is None:
@@ -103,6 +107,22 @@ class RunSpec:
             for field_name, flag in _FLAGS.items():
                 msg = msg.replace(f"`{field_name}`", flag)
             raise ValueError(msg) from None
+
+def read_sensor_ids(path: Path) -> list[str]:
+    """Sensor ids listed one per line in ``path`` (blank lines skipped, an optional ``sensor_id`` header)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--protected {path}: file not found (one sensor id per line)")
+    rows = [line.strip().strip('"') for line in path.read_text().splitlines()]
+    ids = [r for r in rows if r]
+    if ids and ids[0].lower() == "sensor_id":
+        ids = ids[1:]
+    if not ids:
+        raise ValueError(f"--protected {path} lists no sensor id (expected one id per line)")
+    bad = [i for i, r in enumerate(rows, 1) if "," in r]
+    if bad:
+        raise ValueError(f"--protected {path}, row {bad[0]}: expected one sensor id per line, got {rows[bad[0] - 1]!r}")
+    return ids
+
 
 def load_run_dataset(dataset: str = "synthetic", root: Optional[str] = None, data: Optional[str] = None,
                      nodes: int = 100, steps: int = 2016, seed: int = 0):

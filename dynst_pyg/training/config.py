@@ -10,6 +10,7 @@ from ..graph.subgraph import RECONNECT_MODES
 from ..sampling.policies import POLICIES
 from ..scoring.marginal import SCOPES
 from ..selection.constraints import SelectionConstraints
+from ..selection import num_to_keep
 from ..selection.schedules import SCHEDULES
 from .engine import PRECISIONS, resolve_device
 
@@ -147,6 +148,12 @@ class DynSTConfig:
         has_cost_budget = self.constraints is not None and self.constraints.cost_budget is not None
         if self.budget is None and self.sparsity is None and not has_cost_budget:
             raise ValueError("give `sparsity`, `budget` or `constraints` with a `cost_budget`")
+        if self.budget is None and self.sparsity:
+            kept = num_to_keep(num_nodes, sparsity=float(self.sparsity))
+            if kept == num_nodes:
+                raise ValueError(f"`sparsity` {self.sparsity} of {num_nodes} sensor{'s' if num_nodes > 1 else ''} "
+                                 f"removes none (it keeps {kept} of {num_nodes}); choose a larger sparsity or a "
+                                 f"`budget` below {num_nodes}")
         if self.budget is not None and (isinstance(self.budget, bool) or not isinstance(self.budget, int)
                                         or not 1 <= self.budget <= num_nodes):
             raise ValueError(f"`budget` must be an integer in [1, {num_nodes}], got {self.budget!r}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import datetime
 import math
 import os
 import sys
@@ -33,7 +34,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-__all__ = ["PRECISIONS", "autocast_for", "DistContext", "EpochEngine", "LoopState", "Phase", "epoch_seed", "init_distributed",
+__all__ = ["PRECISIONS", "DEFAULT_DDP_TIMEOUT_S", "ddp_timeout_s", "autocast_for", "DistContext", "EpochEngine", "LoopState", "Phase", "epoch_seed", "init_distributed",
            "resolve_device"]
 
 #: Values accepted by ``precision``: full fp32, bfloat16 autocast, float16 autocast + gradient scaling.
@@ -80,21 +81,42 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return d
 
 
-def init_distributed(device: str | torch.device | None = "auto") -> torch.device:
+#: Seconds a collective operation waits for the other processes before it fails
+#: (``init_distributed(timeout_s=...)``, else the environment variable ``DYNST_DDP_TIMEOUT``).
+DEFAULT_DDP_TIMEOUT_S = 300.0
+
+
+def ddp_timeout_s(timeout_s: Optional[float] = None) -> float:
+    """The collective timeout in force: ``timeout_s``, else ``$DYNST_DDP_TIMEOUT``, else 300 s."""
+    if timeout_s is None:
+        env = os.environ.get("DYNST_DDP_TIMEOUT")
+        try:
+            timeout_s = float(env) if env else DEFAULT_DDP_TIMEOUT_S
+        except ValueError:
+            raise ValueError(f"DYNST_DDP_TIMEOUT must be a number of seconds, got {env!r}") from None
+    if not timeout_s > 0:
+        raise ValueError(f"the DDP timeout must be > 0 seconds, got {timeout_s!r}")
+    return float(timeout_s)
+
+
+def init_distributed(device: str | torch.device | None = "auto", timeout_s: Optional[float] = None) -> torch.device:
     """Joins the process group that ``torchrun`` describes in the environment, if any.
 
     With ``WORLD_SIZE > 1`` in the environment and no process group yet, initialises one
     (``nccl`` on CUDA, ``gloo`` on CPU) and, on CUDA, pins this process to GPU
-    ``LOCAL_RANK``. Returns the device this process should use.
+    ``LOCAL_RANK``. Every collective of the group fails after :func:`ddp_timeout_s` seconds
+    without the other processes (a process that froze stops the run instead of hanging it).
+    Returns the device this process should use.
     """
     d = resolve_device(device)
+    timeout = datetime.timedelta(seconds=ddp_timeout_s(timeout_s))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and dist.is_available() and not dist.is_initialized():
         local = int(os.environ.get("LOCAL_RANK", "0"))
         if d.type == "cuda":
             d = torch.device("cuda", local if d.index is None else d.index)
             torch.cuda.set_device(d)
-        dist.init_process_group("nccl" if d.type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if d.type == "cuda" else "gloo", timeout=timeout)
     elif d.type == "cuda" and d.index is None and dist.is_available() and dist.is_initialized():
         d = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return d
