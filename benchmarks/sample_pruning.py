@@ -63,7 +63,7 @@ from dynst_pyg.data import SPLIT_RATIOS, WindowDataset, resample_mean
 from dynst_pyg.datasets import load_dataset, load_los_loop, synthetic_road_network
 from dynst_pyg.training.engine import EpochEngine, Phase, resolve_device
 from dynst_pyg.metrics import forecast_metrics, masked_mae
-from dynst_pyg.sampling.policies import POLICIES, PruningSampler, epoch_skip_ratio, make_sampler
+from dynst_pyg.sampling import POLICIES, PruningSampler, epoch_skip_ratio, make_sampler
 
 HORIZONS = (3, 6, 12)
 

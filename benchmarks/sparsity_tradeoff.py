@@ -223,7 +223,7 @@ def _write(args, rows, t_start):
             "references": args.references}
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     try:
-        from dynst_pyg.viz.maps import plot_tradeoff
+        from dynst_pyg.viz import plot_tradeoff
         import matplotlib
 
         matplotlib.use("Agg")

@@ -57,7 +57,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 from torch_geometric.data import Data  # noqa: E402
 
 from dynst_pyg.selection.mask import SensorMask
-from dynst_pyg.graph.subgraph import kron_reduction
+from dynst_pyg.graph import kron_reduction
 from dynst_pyg.transforms.dynst_mask import DynSTMask
 
 MODES = ("none", "khop", "kron")

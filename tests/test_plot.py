@@ -16,8 +16,10 @@ import torch  # noqa: E402
 
 from dynst_pyg.data import SpatioTemporalDataset
 from dynst_pyg.selection.mask import SensorMask
-from dynst_pyg.viz.maps import (GID_EDGES, GID_KEPT, GID_PRUNED, GID_SCALE, km_per_degree, load_tradeoff_rows,
-                                plot_mask_comparison, plot_masks, plot_sensor_map, plot_tradeoff)
+from dynst_pyg.viz import (km_per_degree, load_tradeoff_rows, plot_mask_comparison, plot_masks, plot_sensor_map,
+                           plot_tradeoff)
+from dynst_pyg.viz.geo import GID_SCALE
+from dynst_pyg.viz.maps import GID_EDGES, GID_KEPT, GID_PRUNED
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -152,8 +154,12 @@ def test_sensor_map_errors():
         plot_sensor_map(ds, torch.ones(15, dtype=torch.bool))
     with pytest.raises(TypeError, match="boolean"):
         plot_sensor_map(ds, torch.tensor([0, 1, 2]))
-    with pytest.raises(ValueError, match="'scores' must have one value per sensor"):
+    with pytest.raises(ValueError, match=r"`scores` has 5 values, expected one per sensor \(16\)"):
         plot_sensor_map(ds, None, scores=torch.rand(5))
+    with pytest.raises(ValueError, match="`scores` contains NaN"):
+        plot_sensor_map(ds, None, scores=torch.full((16,), float("nan")))
+    with pytest.raises(ValueError, match="'scores' contains infinite values"):
+        plot_sensor_map(ds, None, scores=torch.full((16,), float("inf")))
     with pytest.raises(ValueError, match=r"\[N, 2\]"):
         plot_sensor_map(torch.rand(16, 3), None)
     with pytest.raises(ValueError, match="lon, lat"):
@@ -161,8 +167,14 @@ def test_sensor_map_errors():
     # planar coordinates are fine with geographic=False
     fig, ax = plot_sensor_map(torch.tensor([[0.0, 200.0], [10.0, 201.0]]), None, geographic=False)
     assert ax.get_aspect() == 1.0
-    with pytest.raises(ValueError, match="edge_index"):
+    with pytest.raises(ValueError, match=r"`edge_index` has node indices in \[0, 99\] but the graph has 16 nodes"):
         plot_sensor_map(ds.pos, None, edge_index=torch.tensor([[0, 1], [1, 99]]))
+    with pytest.raises(ValueError, match=r"`edge_index` must have shape \[2, E\]"):
+        plot_sensor_map(ds.pos, None, edge_index=np.zeros((3, 2), dtype=np.int64))
+    with pytest.raises(TypeError, match="`edge_index` must be an integer"):
+        plot_sensor_map(ds.pos, None, edge_index=np.zeros((2, 2)))
+    fig, ax = plot_sensor_map(ds.pos, None, edge_index=np.array([[0, 1], [1, 2]]))  # a numpy array is fine
+    assert len(_artist(ax, GID_EDGES).get_segments()) == 2
     with pytest.raises(TypeError, match="dataset_or_pos"):
         plot_sensor_map("not a dataset", None)
 
@@ -263,7 +275,7 @@ def test_tradeoff_panels_filters_and_errors(tmp_path):
 
 def test_region_map_colours_kept_sensors_by_region():
     from dynst_pyg.selection.constraints import SelectionConstraints
-    from dynst_pyg.viz.maps import plot_region_map
+    from dynst_pyg.viz import plot_region_map
 
     ds = _grid_dataset()
     regions = ["west" if i % 4 < 2 else "east" for i in range(16)]
@@ -280,3 +292,52 @@ def test_region_map_colours_kept_sensors_by_region():
         plot_region_map(ds, mask, regions=["a"])
     with pytest.raises(TypeError, match="sets 'legend'"):
         plot_region_map(ds, mask, legend=True)
+
+
+def test_maps_refuse_a_mask_of_another_network():
+    from dynst_pyg.selection.constraints import SelectionConstraints
+    from dynst_pyg.viz import plot_region_map
+
+    ds = _grid_dataset()  # sensor ids "0" .. "15"
+    ids = [str(i) for i in range(16)]
+    other = ids[:3] + ["a17"] + ids[4:]
+    foreign = SensorMask.from_indices([0, 1, 2], 16, sensor_ids=other)
+    msg = r"'mask' belongs to another network: sensor 3 is 'a17' in the mask, '3' in the data"
+    with pytest.raises(ValueError, match=msg):
+        plot_sensor_map(ds, foreign)
+    regions = ["west" if i % 4 < 2 else "east" for i in range(16)]
+    with pytest.raises(ValueError, match=msg):
+        plot_region_map(ds, foreign, regions=SelectionConstraints(regions=regions))
+    open_before = len(plt.get_fignums())
+    with pytest.raises(ValueError, match=msg):
+        plot_mask_comparison(ds, SensorMask.from_indices([0], 16), foreign)
+    assert len(plt.get_fignums()) == open_before  # refused before any figure was made
+    from torch_geometric.data import Data
+
+    data = Data(pos=ds.pos, edge_index=ds.edge_index, num_nodes=16, sensor_id=list(ids))
+    with pytest.raises(ValueError, match=msg):
+        plot_sensor_map(data, foreign)
+    # the same ids, a mask without ids, or coordinates without ids: drawn
+    own = SensorMask.from_indices([0, 1, 2], 16, sensor_ids=ids)
+    for net, m in ((ds, own), (data, own), (ds, SensorMask.from_indices([0, 1, 2], 16)), (ds.pos, foreign)):
+        _, ax = plot_sensor_map(net, m)
+        assert len(_artist(ax, GID_KEPT).get_offsets()) == 3
+
+
+def test_importing_viz_selects_no_backend():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
+    env["PYTHONPATH"] = os.pathsep.join([str(root)] + [p for p in [env.get("PYTHONPATH")] if p])
+    code = ("import sys, matplotlib\n"
+            "before = dict.__getitem__(matplotlib.rcParams, 'backend')\n"
+            "import dynst_pyg.viz, dynst_pyg.viz.maps, dynst_pyg.viz.compare, dynst_pyg.viz.tradeoff\n"
+            "after = dict.__getitem__(matplotlib.rcParams, 'backend')\n"
+            "print(before is after or before == after, 'matplotlib.pyplot' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False"]  # backend untouched, pyplot not even imported

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from dynst_pyg.metrics import masked_mae
-from dynst_pyg.sampling.policies import (POLICIES, FullData, InfoBatch, PruningSampler, RandomPrune, STPrune,
-                                         epoch_skip_ratio, iter_batches, make_sampler, rank_normalize,
-                                         window_complexity, window_nonstationarity)
+from dynst_pyg.sampling import (POLICIES, FullData, InfoBatch, PruningSampler, RandomPrune, STPrune,
+                                epoch_skip_ratio, iter_batches, make_sampler, rank_normalize,
+                                window_complexity, window_nonstationarity)
 
 
 class _Windows:
@@ -407,6 +407,31 @@ def test_window_complexity_hand_values():
         window_complexity(x, ei, torch.ones(3))
     with pytest.raises(ValueError, match="x"):
         window_complexity(torch.ones(3, 1), ei)
+
+
+def test_window_complexity_checks_the_graph_against_the_windows():
+    x = torch.ones(2, 3, 3, 1)
+    with pytest.raises(ValueError, match=r"`edge_index` has node indices in \[0, 3\] but the graph has 3 nodes"):
+        window_complexity(x, torch.tensor([[0, 3], [1, 0]]))
+    with pytest.raises(ValueError, match=r"`edge_index` must have shape \[2, E\]"):
+        window_complexity(x, torch.tensor([[0, 1, 2]]))
+    with pytest.raises(TypeError, match="`edge_index` must be a torch.Tensor"):
+        window_complexity(x, [[0, 1], [1, 0]])
+    with pytest.raises(TypeError, match="`edge_weight` must be a float tensor"):
+        window_complexity(x, torch.tensor([[0, 1], [1, 0]]), torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="`edge_weight` must be finite"):
+        window_complexity(x, torch.tensor([[0, 1], [1, 0]]), torch.tensor([1.0, float("inf")]))
+
+
+@pytest.mark.parametrize("bad, exc", [(True, TypeError), (2.0, TypeError), (0, ValueError), (-3, ValueError)])
+def test_counts_must_be_positive_ints(bad, exc):
+    with pytest.raises(exc, match="`num_samples` must be a positive int"):
+        InfoBatch(bad, 5)
+    with pytest.raises(exc, match="`batch_size` must be a positive int"):
+        list(iter_batches(FullData(4), bad))
+    with pytest.raises(exc, match="`num_bins` must be a positive int"):
+        STPrune(torch.rand(4), num_epochs=3, num_bins=bad)
+    assert InfoBatch(torch.tensor(7), 5).num_samples == 7       # a one-element integer tensor counts
 
 
 def test_window_nonstationarity():

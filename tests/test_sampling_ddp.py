@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from dynst_pyg.sampling.policies import STPrune, iter_batches
+from dynst_pyg.sampling import STPrune, iter_batches
 
 N = 203
 EPOCHS = 4

@@ -10,9 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import dynst_pyg.graph.subgraph as subgraph_mod
+import dynst_pyg.graph.reconnect as reconnect_mod
+from dynst_pyg.graph import induced_subgraph, khop_reconnect, kron_reduction, lift, select
 from dynst_pyg.selection.mask import SensorMask
-from dynst_pyg.graph.subgraph import induced_subgraph, khop_reconnect, kron_reduction, lift, select
 
 
 # --------------------------------------------------------------------------- helpers
@@ -271,9 +271,9 @@ def test_kron_equals_dense_schur_complement(seed):
     (10 ** 9, 0, 0),            # every component as a batched dense inverse, COO output
 ])
 def test_kron_all_code_paths_agree_with_dense(monkeypatch, block_max, trsm_max, out_max):
-    monkeypatch.setattr(subgraph_mod, "_DENSE_BLOCK_MAX", block_max)
-    monkeypatch.setattr(subgraph_mod, "_DENSE_TRSM_MAX", trsm_max)
-    monkeypatch.setattr(subgraph_mod, "_DENSE_OUT_MAX", out_max)
+    monkeypatch.setattr(reconnect_mod, "_DENSE_BLOCK_MAX", block_max)
+    monkeypatch.setattr(reconnect_mod, "_DENSE_TRSM_MAX", trsm_max)
+    monkeypatch.setattr(reconnect_mod, "_DENSE_OUT_MAX", out_max)
     for seed in range(3):
         n = 150
         ei, w = connected_random_graph(n, 4 * n, seed)
@@ -417,8 +417,9 @@ def test_induced_subgraph_bad_input_raises_and_leaves_inputs_unchanged():
     ei0, w0 = ei.clone(), w.clone()
     keep = torch.tensor([2, 0])
     cases = [
-        (dict(reconnect="bogus"), ValueError, "'reconnect' must be one of"),
-        (dict(reconnect="khop", k=0), ValueError, "'k' must be an int >= 1"),
+        (dict(reconnect="bogus"), ValueError, "`reconnect` must be one of none, khop, kron, got 'bogus'"),
+        (dict(reconnect="khop", k=0), ValueError, "`k` must be a positive int"),
+        (dict(reconnect="khop", k=True), TypeError, "`k` must be a positive int"),
         (dict(reconnect="kron"), ValueError, "'subset' must be sorted"),
     ]
     for kw, exc, match in cases:
@@ -431,10 +432,16 @@ def test_induced_subgraph_bad_input_raises_and_leaves_inputs_unchanged():
         induced_subgraph(sk, ei, w, num_nodes=3, reconnect="khop")
     with pytest.raises(ValueError, match="'edge_attr' must be a tensor with E=3 rows"):
         induced_subgraph(sk, ei, w[:2], num_nodes=3)
-    with pytest.raises(ValueError, match="'edge_index' refers to node 2"):
+    with pytest.raises(ValueError, match=r"`edge_index` has node indices in \[0, 2\] but the graph has 2 nodes"):
         induced_subgraph(sk.new_tensor([0, 1]), ei, w, num_nodes=2)
-    with pytest.raises(ValueError, match="'edge_index' must have shape"):
+    with pytest.raises(ValueError, match=r"`edge_index` must have shape \[2, E\]"):
         induced_subgraph(sk, ei.t(), w, num_nodes=3)
+    with pytest.raises(TypeError, match="`edge_index` must be an integer"):
+        induced_subgraph(sk, ei.float(), w, num_nodes=3)
+    with pytest.raises(TypeError, match="`edge_weight` must be a float tensor"):
+        induced_subgraph(sk, ei, torch.tensor([1, 2, 3]), num_nodes=3, reconnect="kron")
+    with pytest.raises(ValueError, match=r"`edge_weight` must have shape \[E\] = \[3\]"):
+        khop_reconnect(sk, ei, w[:2].abs(), num_nodes=3)
     with pytest.raises(ValueError, match="empty selection"):
         induced_subgraph(torch.tensor([], dtype=torch.long), ei, w, num_nodes=3)
     with pytest.raises(ValueError, match="duplicate"):
@@ -457,7 +464,7 @@ def test_induced_subgraph_bad_input_raises_and_leaves_inputs_unchanged():
     assert torch.equal(ei, ei0) and torch.equal(w, w0)
 
 
-# --------------------------------------------------------------------------- relabelling, former order
+# --------------------------------------------------------------------------- relabelling, argument order
 def test_kron_relabel_nodes_false_returns_original_ids():
     ei = torch.tensor([[0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2]])
     w = torch.tensor([1., 1., 1., 1., 1., 1.])
@@ -472,23 +479,14 @@ def test_kron_relabel_nodes_false_returns_original_ids():
         assert torch.equal(keep.keep[a_ei], b_ei) and torch.equal(a_w, b_w)
 
 
-def test_former_argument_order_still_works_with_a_deprecation_warning():
+def test_former_argument_order_is_refused_naming_subset():
     ei, w = connected_random_graph(12, 20, 0)
     keep = SensorMask.from_indices([0, 3, 4, 8, 9], 12)
-    attr = torch.randn(ei.size(1), 3)
-    with pytest.warns(DeprecationWarning, match="induced_subgraph.subset, edge_index"):
-        old = induced_subgraph(ei, w, keep, 12, "khop", 3)
-    assert all(torch.equal(a, b) for a, b in zip(old, induced_subgraph(keep, ei, w, reconnect="khop", k=3)))
-    with pytest.warns(DeprecationWarning):
-        o_ei, o_w, o_a = induced_subgraph(ei, w, keep, edge_attr=attr)  # the former 3-value form
-    n_ei, n_w, emask = induced_subgraph(keep, ei, w, return_edge_mask=True)
-    assert torch.equal(o_ei, n_ei) and torch.equal(o_w, n_w) and torch.equal(o_a, attr[emask])
-    with pytest.warns(DeprecationWarning):  # khop_reconnect returned original ids, and still does so
-        k_ei, _ = khop_reconnect(ei, w, keep, k=3)
-    assert torch.equal(k_ei, khop_reconnect(keep, ei, w, k=3, relabel_nodes=False)[0])
-    with pytest.warns(DeprecationWarning):  # kron_reduction returned relabelled ids, and still does so
-        r_ei, _ = kron_reduction(edge_index=ei, edge_weight=w, keep=keep)
-    assert torch.equal(r_ei, kron_reduction(keep, ei, w)[0])
-    x = torch.randn(2, 12)
-    with pytest.warns(DeprecationWarning, match="keep=.*subset="):
-        assert torch.equal(select(x, keep=keep, dim=1), select(x, keep, dim=1))
+    with pytest.raises(ValueError, match="'subset' must be 1-D"):  # an edge_index where the kept set goes
+        induced_subgraph(ei, w, keep)
+    with pytest.raises(ValueError, match="'subset' must be 1-D"):
+        khop_reconnect(ei, w, keep)
+    with pytest.raises(TypeError, match="keep"):  # the former keyword is gone
+        kron_reduction(edge_index=ei, edge_weight=w, keep=keep)
+    with pytest.raises(TypeError, match="keep"):
+        select(torch.randn(2, 12), keep=keep, dim=1)

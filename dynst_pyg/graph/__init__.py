@@ -1,6 +1,7 @@
 """Graph surgery on a sensor subset: the induced subgraph, k-hop reconnection and Kron reduction."""
 
-from .subgraph import induced_subgraph, kron_reduction, khop_reconnect, select, lift, RECONNECT_MODES
+from .reconnect import khop_reconnect, kron_reduction
+from .subgraph import RECONNECT_MODES, induced_subgraph, lift, select
 
 __all__ = [
     "induced_subgraph",

@@ -318,7 +318,7 @@ class EpochEngine:
     def global_batches(self, num_windows: int, seed: int, sampler: Any = None) -> list[Tensor]:
         """The epoch's global batches: from ``sampler`` (after its ``set_epoch``) or a seeded permutation."""
         if sampler is not None:
-            from ..sampling.policies import iter_batches
+            from ..sampling import iter_batches
 
             batches = list(iter_batches(sampler, self.batch_size))
         else:
