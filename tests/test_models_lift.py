@@ -148,12 +148,11 @@ def test_fit_ridge_bad_input_and_state_dict_roundtrip():
     assert "bound" in repr(head)
 
 
-def test_kept_keyword_is_a_deprecated_alias_and_old_state_dicts_load():
+def test_old_state_dicts_load():
     kept = torch.tensor([0, 2])
-    with pytest.warns(DeprecationWarning, match="node_index"):
-        old = LiftHead(3, path_graph(3), kept=kept)
-    with pytest.raises(TypeError, match="node_index only"):
-        LiftHead(3, path_graph(3), node_index=kept, kept=kept)
+    with pytest.raises(TypeError):
+        LiftHead(3, path_graph(3), kept=kept)  # the 0.1 alias is gone
+    old = LiftHead(3, path_graph(3), node_index=kept)
     old.fit_ridge(torch.randn(40, 3))
     state = {("bound_kept" if k == "bound_node_index" else "bound_pruned" if k == "bound_pruned_index" else k): v
              for k, v in old.state_dict().items()}  # buffer names of earlier versions

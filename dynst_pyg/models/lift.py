@@ -29,12 +29,14 @@ to the ridge regression of each pruned sensor's training series on the kept sens
 series at the same step. The graph says little about which neighbour a sensor resembles
 and the training series says a lot, so on real road networks the regression
 reconstructs pruned sensors far better than the harmonic weights; it is what the DynST
-trainer uses for ``target="all"``.
+trainer uses for ``target="all"``. It is a same-step regression: it is not the regression the
+mask search ranks sensors with (the reconstruction value predicts every sensor 1 to 12 steps
+ahead, see :class:`~dynst_pyg.scoring.ReconstructionValue`), so a sensor that the search keeps is
+not necessarily the one this fit would have picked.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections import OrderedDict
 from typing import NamedTuple, Optional, Tuple, Union
 
@@ -100,14 +102,8 @@ class LiftHead(nn.Module):
         embedding_dim: int = 8,
         cache_size: int = 8,
         node_index: Optional[Tensor] = None,
-        kept: Optional[Tensor] = None,
     ) -> None:
         super().__init__()
-        if kept is not None:
-            if node_index is not None:
-                raise TypeError("LiftHead: pass node_index only ('kept' is its deprecated alias)")
-            warnings.warn("LiftHead(kept=...) is deprecated; use node_index=...", DeprecationWarning, stacklevel=2)
-            node_index = kept
         check_positive_ints(num_nodes=num_nodes, features=features)
         if not 0.0 < damping <= 1.0:
             raise ValueError(f"damping must be in (0, 1], got {damping}")
