@@ -86,7 +86,7 @@ class LiftHead(nn.Module):
             propagation matrix becomes a trainable ``[U, K]`` parameter ``prop_weight``
             (initialised to the harmonic weights; see :meth:`fit_ridge`) and only this kept
             set is accepted by :meth:`forward` (default: :obj:`None`, any kept set, fixed
-            harmonic weights). ``kept=`` is a deprecated alias.
+            harmonic weights).
     """
 
     def __init__(
