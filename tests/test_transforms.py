@@ -238,9 +238,9 @@ def test_bad_inputs_raise_clear_errors_and_leave_data_unchanged(tmp_path):
         DynSTMask([0])(HeteroData())
     with pytest.raises(TypeError, match="got dict"):
         DynSTMask([0])({"x": 1})
-    with pytest.raises(ValueError, match="'reconnect' must be one of"):
+    with pytest.raises(ValueError, match="`reconnect` must be one of"):
         DynSTMask([0], reconnect="full")
-    with pytest.raises(ValueError, match="'k' must be an int >= 1"):
+    with pytest.raises(ValueError, match="`k` must be a positive int"):
         DynSTMask([0], reconnect="khop", k=0)
     with pytest.raises(ValueError, match="duplicate"):
         DynSTMask([0, 0])

@@ -22,6 +22,7 @@ from torch_geometric.data import Data, HeteroData
 from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
 
+from .._checks import check_choice, check_positive_int
 from ..selection.mask import SensorMask, _to_index_tensor
 from ..graph.subgraph import RECONNECT_MODES, induced_subgraph
 
@@ -105,10 +106,8 @@ class DynSTMask(BaseTransform):
         tol: float = 1e-8,
         num_nodes: Optional[int] = None,
     ) -> None:
-        if reconnect not in RECONNECT_MODES:
-            raise ValueError(f"'reconnect' must be one of {RECONNECT_MODES}, got {reconnect!r}")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"'k' must be an int >= 1 (number of hops), got {k!r}")
+        check_choice(reconnect, "reconnect", RECONNECT_MODES)
+        check_positive_int(k, "k")
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
             raise ValueError(f"'tol' must be a non-negative float, got {tol!r}")
         self.reconnect = reconnect
