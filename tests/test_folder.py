@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dynst_pyg.datasets.folder import FolderFormatError, load_folder
+from dynst_pyg.datasets.folder import FolderFormatError, FolderNotice, load_folder
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "datasets" / "example"
 
@@ -26,10 +27,10 @@ def test_example_folder_loads_exactly():
     first = EXAMPLE.joinpath("readings.csv").read_text().splitlines()[1].split(",")
     assert ds.series[0, :, 0].tolist() == pytest.approx([float(v) for v in first[1:]])
     assert int((~ds.null_mask()).sum()) == 6  # the six empty cells, stored as null_value
-    # edges: two directions per road, Gaussian kernel of the distances
+    # edges: two directions per road, Gaussian kernel of the distances, sigma = their median (980 m)
     d = np.array([1050, 1050, 980, 980, 830, 830, 900, 900, 1010, 1010], dtype=np.float64)
-    assert ds.edge_index[:, :2].tolist() == [[0, 1], [1, 0]]
-    assert ds.edge_weight.tolist() == pytest.approx(np.exp(-(d / d.std()) ** 2).tolist(), rel=1e-6)
+    assert ds.edge_index[:, :2].tolist() == [[0, 1], [1, 0]] and ds.num_edges == 10
+    assert ds.edge_weight.tolist() == pytest.approx(np.exp(-(d / 980.0) ** 2).tolist(), rel=1e-6)
     assert ds.pos[0].tolist() == pytest.approx([10.18, 56.15])  # (lon, lat)
     splits = ds.prepare(t_in=12, t_out=3)  # the window pipeline runs on it
     assert splits.train[0][0].shape == (12, 6, 1)
@@ -74,10 +75,11 @@ def test_small_cases_exact(tmp_path):
     assert ds.sensor_id == ["A", "B"] and ds.series[1, :, 0].tolist() == [3, 4]
     assert ds.interval_minutes == 15 and ds.start is None and ds.name == "mine"
     assert ds.edge_weight.tolist() == [1.0]
-    # equal distances: weight 1
+    # equal distances: each is the median, weight exp(-1)
     ds = load_folder(write_folder(tmp_path / "c", GOOD, "from,to,distance\nA,B,300\nB,A,300\n",
                                   locations="sensor_id,lon,lat\nB,10.5,50.25\nA,-3,40\n"))
-    assert ds.edge_weight.tolist() == [1.0, 1.0] and ds.pos.tolist() == [[-3.0, 40.0], [10.5, 50.25]]
+    assert ds.edge_weight.tolist() == pytest.approx([math.exp(-1)] * 2) and ds.pos.tolist() == [[-3.0, 40.0],
+                                                                                                [10.5, 50.25]]
 
 
 def test_npz_and_missing_readings(tmp_path):
@@ -192,11 +194,88 @@ def test_written_folder_round_trips(n, steps, interval, data):
         stamp = datetime(2024, 5, 1) + t * __import__("datetime").timedelta(minutes=interval)
         lines.append(stamp.isoformat(sep=" ") + "," + ",".join(repr(float(v)) for v in series[t]))
     edges = "from,to,distance\n" + "".join(f"s{a},s{b},{d}\n" for (a, b), d in zip(pairs, dist))
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FolderNotice)  # long edges dropped by the kernel are said in a notice
         ds = load_folder(write_folder(Path(tmp), "\n".join(lines) + "\n", edges))
     assert ds.sensor_id == ids and torch.equal(ds.series[:, :, 0], torch.from_numpy(series))
     assert ds.interval_minutes == (interval if steps > 1 else 5)
-    assert ds.edge_index.t().tolist() == [list(p) for p in pairs]
-    if len(pairs) > 1:
-        sigma = float(np.std(dist))
-        assert ds.edge_weight.tolist() == pytest.approx([math.exp(-(d / sigma) ** 2) for d in dist], rel=1e-6)
+    # the documented kernel: sigma = median distance, weights below 0.1 dropped
+    sigma = float(np.median(dist)) if dist else 1.0
+    w = [math.exp(-(d / sigma) ** 2) for d in dist]
+    assert ds.edge_index.t().tolist() == [list(p) for p, x in zip(pairs, w) if x >= 0.1]
+    assert ds.edge_weight.tolist() == pytest.approx([x for x in w if x >= 0.1], rel=1e-6)
+
+
+# ------------------------------------------------------------------ the distance kernel (issue 24 item 3, 23 item 4)
+def test_example_folder_weights_and_supports_are_not_trivial():
+    """Under the old kernel (sigma = std of the distances, 79 m) every weight of the example underflowed to 0,
+    so the model's diffusion supports were all-zero matrices."""
+    from dynst_pyg.models.supports import transition_supports
+
+    ds = load_folder(EXAMPLE)
+    w = ds.edge_weight
+    assert w.numel() == 10 and bool((w > 0.2).all()) and bool((w < 0.6).all())
+    assert float(w.max() - w.min()) > 0.1  # spread: the 830 m road weighs more than the 1050 m one
+    fwd, bwd = transition_supports(ds.edge_index, ds.edge_weight, ds.num_nodes)
+    for s in (fwd, bwd):
+        assert torch.allclose(s.sum(0), torch.ones(6))  # every sensor has neighbours; columns are distributions
+    col = fwd[:, 2][fwd[:, 2] > 0]  # S3 has three neighbours at 980, 830 and 1010 m: unequal shares
+    assert col.numel() == 3 and float(col.max() - col.min()) > 0.05
+
+
+def test_kernel_is_scale_free_and_survives_one_huge_distance(tmp_path):
+    metres = load_folder(write_folder(tmp_path / "m", GOOD, "from,to,distance\nA,B,900\nB,A,1100\nA,A,1000\n"))
+    km = load_folder(write_folder(tmp_path / "k", GOOD, "from,to,distance\nA,B,0.9\nB,A,1.1\nA,A,1.0\n"))
+    assert metres.edge_weight.tolist() == pytest.approx(km.edge_weight.tolist(), rel=1e-6)
+    assert metres.edge_weight.tolist() == pytest.approx([math.exp(-0.81), math.exp(-1.21), math.exp(-1)], rel=1e-6)
+    # one huge distance: dropped with a notice, the other weights keep their spread (the std kernel made them ~1)
+    with pytest.warns(FolderNotice, match=r"edges.csv: dropped 1 of 4 edges whose Gaussian weight .* below 0.1.* "
+                                          r"line 5 \(B -> B, distance 1e\+07\)"):
+        ds = load_folder(write_folder(tmp_path / "h", GOOD, "from,to,distance\nA,B,900\nB,A,1100\nA,A,1000\n"
+                                                            "B,B,10000000\n"))
+    assert ds.edge_index.tolist() == [[0, 1, 0], [1, 0, 0]]  # sigma = median of the four = 1050
+    assert ds.edge_weight.tolist() == pytest.approx(np.exp(-(np.array([900, 1100, 1000]) / 1050) ** 2).tolist(),
+                                                    rel=1e-6)
+    assert len(ds.meta["notices"]) == 1 and "dropped 1 of 4" in ds.meta["notices"][0]
+    # weight_threshold=0 keeps every edge
+    ds = load_folder(tmp_path / "h", weight_threshold=0)
+    assert ds.num_edges == 4 and ds.edge_weight[3] == 0.0
+
+
+def test_degenerate_weights_are_said_or_refused(tmp_path):
+    with pytest.warns(FolderNotice, match=r"edges.csv: distance kernel: all 2 weights are above 0.999"):
+        ds = load_folder(write_folder(tmp_path / "z", GOOD, "from,to,distance\nA,B,0\nB,A,0\n"))
+    assert ds.edge_weight.tolist() == [1.0, 1.0]
+    with pytest.raises(FolderFormatError, match=r"edges.csv: every weight is 0, so the graph would have no effect"):
+        load_folder(write_folder(tmp_path / "w", GOOD, "from,to,weight\nA,B,0\nB,A,0\n"))
+    with pytest.raises(FolderFormatError, match=r"edges.csv: distance kernel .*no edge is left at "
+                                                r"weight_threshold=0.9; lower weight_threshold"):
+        load_folder(write_folder(tmp_path / "t", GOOD, "from,to,distance\nA,B,1\nB,A,2\n"), weight_threshold=0.9)
+    with pytest.raises(ValueError, match=r"`weight_threshold` must be a number in \[0, 1\), got 1.5"):
+        load_folder(tmp_path / "t", weight_threshold=1.5)
+
+
+def test_shared_kernel_std_mode_keeps_the_loaders_weights_and_warns_when_degenerate():
+    from dynst_pyg.datasets import gaussian_kernel_edges
+    from dynst_pyg.datasets.graph_build import gaussian_kernel
+
+    d = np.array([100.0, 300.0, 5000.0])
+    k = gaussian_kernel(d, scale="std", threshold=0.1)  # DCRNN: sample std, as the PEMS/Aarhus loaders had it
+    assert k.sigma == pytest.approx(float(np.std(d, ddof=1))) and k.keep.tolist() == [True, True, False]
+    assert k.weight.tolist() == pytest.approx(np.exp(-(d / k.sigma) ** 2).tolist())
+    # nearly equal lengths: the std kernel underflows, the median kernel does not
+    near = np.array([830.0, 900.0, 980.0, 1010.0, 1050.0])
+    assert "no edge is left" in gaussian_kernel(near, scale="std").problem
+    med = gaussian_kernel(near)
+    assert med.problem is None and med.keep.all() and med.weight.min() > 0.3
+    with pytest.warns(UserWarning, match=r"Gaussian-kernel edge weights .*no edge is left"):
+        ei, ew = gaussian_kernel_edges([0, 1, 2, 3, 4], [1, 2, 3, 4, 0], near, 5)
+    assert ei.shape == (2, 0)
+    ei, ew = gaussian_kernel_edges([0, 1, 2, 3, 4], [1, 2, 3, 4, 0], near, 5, scale="median")
+    assert ei.shape == (2, 10) and float(ew.min()) > 0.3
+    # equal distances: sigma undefined for std -> weight 1 (it used to be exp(-d^2) with sigma = 1)
+    with pytest.warns(UserWarning, match="above 0.999"):
+        ei, ew = gaussian_kernel_edges([0], [1], [300.0], 2)
+    assert ew.tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="`scale` must be 'median', 'std' or a positive number, got 'mean'"):
+        gaussian_kernel(d, scale="mean")

@@ -9,10 +9,15 @@ The folder holds
   ``readings.npz`` instead holds an array ``readings`` ``[T, N]`` or ``[T, N, F]`` and,
   optionally, ``sensor_id`` ``[N]`` and ``time`` ``[T]``; NaN is a missing reading there.
 * ``edges.csv``: one directed edge per row, columns ``from,to`` (sensor ids) and
-  optionally ``weight`` (non-negative) or ``distance``. Distances become DCRNN's
-  Gaussian-kernel weights ``exp(-d^2 / sigma^2)`` with ``sigma`` the (population)
-  standard deviation of all distances (weight 1 when they are all equal). List both
-  directions for a two-way road.
+  optionally ``weight`` (non-negative) or ``distance`` (non-negative, any one unit).
+  Distances become Gaussian-kernel weights ``exp(-(d / sigma)^2)`` with ``sigma`` the
+  median of the positive distances (the median heuristic; see
+  :mod:`~dynst_pyg.datasets.graph_build`), and edges whose weight is below
+  ``weight_threshold`` (``0.1``, as in DCRNN, i.e. longer than about 1.52 times the median
+  distance) are dropped with a :class:`FolderNotice`. The weights depend only on the ratio
+  of each distance to the median, so they are the same in metres or kilometres and
+  neither vanish for edges of nearly equal length nor flatten to 1 next to one huge
+  distance. List both directions for a two-way road.
 * ``locations.csv`` (optional): ``sensor_id,lat,lon`` in WGS84 degrees, one row per sensor.
 * ``dataset.json`` (optional): ``{"name": ..., "interval_minutes": ..., "null_value": ...,
   "time_column": ...}``, all optional. ``null_value`` is the number that marks a missing
@@ -22,7 +27,10 @@ The folder holds
   (default ``5``).
 
 Every problem is reported as one :class:`FolderFormatError` line naming the file, the
-line (CSV, the header being line 1) or row, the column, and what was expected.
+line (CSV, the header being line 1) or row, the column, and what was expected. What the
+loader decided on the user's behalf (edges dropped by the kernel, ...) is said in one
+line each, as a :class:`FolderNotice` warning, and kept in ``dataset.meta["notices"]``.
+The files are only read, never changed.
 
 .. code-block:: python
 
@@ -37,6 +45,7 @@ import csv
 import json
 import math
 import os
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -45,8 +54,9 @@ import numpy as np
 import torch
 
 from .core import SpatioTemporalDataset
+from .graph_build import gaussian_kernel
 
-__all__ = ["load_folder", "FolderFormatError", "READINGS_FILES", "DATASET_JSON_KEYS"]
+__all__ = ["load_folder", "FolderFormatError", "FolderNotice", "READINGS_FILES", "DATASET_JSON_KEYS"]
 
 #: Accepted names of the readings file, in the order they are looked for.
 READINGS_FILES = ("readings.csv", "readings.parquet", "readings.npz")
@@ -58,19 +68,32 @@ class FolderFormatError(ValueError):
     """A file of a dataset folder is missing or malformed (the message names file, row and column)."""
 
 
-def load_folder(path: "str | os.PathLike[str]") -> SpatioTemporalDataset:
+class FolderNotice(UserWarning):
+    """One line on what :func:`load_folder` did that the files did not spell out (e.g. edges dropped)."""
+
+
+def load_folder(path: "str | os.PathLike[str]", weight_threshold: float = 0.1) -> SpatioTemporalDataset:
     """Loads a dataset folder (see the module documentation for its files).
 
     Args:
-        path (str or PathLike): the folder.
+        path (str or PathLike): The folder.
+        weight_threshold (float, optional): Edges of ``edges.csv`` whose Gaussian-kernel
+            weight (from their ``distance``) is below this are dropped, as in the DCRNN
+            preprocessing; ``0`` keeps every edge. (default: :obj:`0.1`)
 
     Returns:
         SpatioTemporalDataset: sensors in the column order of the readings, edges in the
-        row order of ``edges.csv``, ``pos`` from ``locations.csv`` (or :obj:`None`).
+        row order of ``edges.csv``, ``pos`` from ``locations.csv`` (or :obj:`None`);
+        ``meta["notices"]`` holds the :class:`FolderNotice` lines (also issued as
+        warnings).
 
     Raises:
         FolderFormatError: naming the file, row and column of the first problem found.
     """
+    if isinstance(weight_threshold, bool) or not isinstance(weight_threshold, (int, float)) \
+            or not 0.0 <= weight_threshold < 1.0:
+        raise ValueError(f"`weight_threshold` must be a number in [0, 1), got {weight_threshold!r}")
+    notices: List[str] = []
     root = Path(path)
     if not root.is_dir():
         raise FolderFormatError(f"{root}: not a folder; expected a folder with readings.csv and edges.csv")
@@ -92,13 +115,15 @@ def load_folder(path: "str | os.PathLike[str]") -> SpatioTemporalDataset:
     if not edges.is_file():
         raise FolderFormatError(f"{edges}: missing; expected a CSV with columns from,to and optionally "
                                 "weight or distance")
-    edge_index, edge_weight = _read_edges(edges, ids, src.name)
+    edge_index, edge_weight = _read_edges(edges, ids, src.name, float(weight_threshold), notices)
     loc = root / "locations.csv"
     pos = _read_locations(loc, ids, src.name) if loc.is_file() else None
+    for line in notices:
+        warnings.warn(line, FolderNotice, stacklevel=2)
     return SpatioTemporalDataset(
         torch.from_numpy(series).float(), edge_index, edge_weight, pos=pos, sensor_id=ids,
         interval_minutes=interval, start=start, null_value=null_value,
-        name=config.get("name", root.resolve().name), meta={"source": str(root)})
+        name=config.get("name", root.resolve().name), meta={"source": str(root), "notices": list(notices)})
 
 
 # ------------------------------------------------------------------------ dataset.json
@@ -345,7 +370,8 @@ def _number(path: Path, line: int, column: str, text: str, what: str) -> float:
     return value
 
 
-def _read_edges(path: Path, ids: Sequence[str], readings: str) -> Tuple[torch.Tensor, torch.Tensor]:
+def _read_edges(path: Path, ids: Sequence[str], readings: str, threshold: float,
+                notices: List[str]) -> Tuple[torch.Tensor, torch.Tensor]:
     col, rows = _read_csv_rows(path, ("from", "to"), ("weight", "distance"))
     if "weight" in col and "distance" in col:
         raise FolderFormatError(f"{path}: line 1: both 'weight' and 'distance' columns; keep one")
@@ -354,6 +380,7 @@ def _read_edges(path: Path, ids: Sequence[str], readings: str) -> Tuple[torch.Te
     src: List[int] = []
     dst: List[int] = []
     vals: List[float] = []
+    lines: List[int] = []
     first_line: Dict[Tuple[int, int], int] = {}
     for r, row in enumerate(rows):
         line = r + 2
@@ -373,6 +400,7 @@ def _read_edges(path: Path, ids: Sequence[str], readings: str) -> Tuple[torch.Te
             raise FolderFormatError(f"{path}: line {line}: repeats the edge {row[col['from']].strip()} -> "
                                     f"{row[col['to']].strip()} of line {first_line[pair]}; list each edge once")
         first_line[pair] = line
+        lines.append(line)
         src.append(ends[0])
         dst.append(ends[1])
         if value_col is not None:
@@ -383,10 +411,26 @@ def _read_edges(path: Path, ids: Sequence[str], readings: str) -> Tuple[torch.Te
         return edge_index, torch.ones(len(src))
     v = np.asarray(vals, dtype=np.float64)
     if value_col == "weight":
+        if v.size and not (v > 0).any():
+            raise FolderFormatError(f"{path}: every weight is 0, so the graph would have no effect; give positive "
+                                    "weights (or a distance column)")
         return edge_index, torch.from_numpy(v).float()
-    sigma = float(v.std()) if v.size else 0.0
-    w = np.exp(-np.square(v / sigma)) if sigma > 0 else np.ones_like(v)
-    return edge_index, torch.from_numpy(w).float()
+    k = gaussian_kernel(v, scale="median", threshold=threshold)
+    if k.problem is not None and not k.keep.any():
+        raise FolderFormatError(f"{path}: distance kernel exp(-(d / sigma)^2), sigma = {k.sigma:.4g} (the median "
+                                f"distance): {k.problem} at weight_threshold={threshold:g}; lower weight_threshold")
+    if k.problem is not None:
+        notices.append(f"{path}: distance kernel: {k.problem}")
+    dropped = np.flatnonzero(~k.keep)
+    if dropped.size:
+        i = int(dropped[0])
+        cut = k.sigma * math.sqrt(math.log(1.0 / threshold))
+        notices.append(f"{path}: dropped {dropped.size} of {v.size} edges whose Gaussian weight "
+                       f"exp(-(d / sigma)^2) is below {threshold:g}, i.e. distance above {cut:.4g} (sigma = "
+                       f"{k.sigma:.4g}, the median distance); the first is line {lines[i]} ({ids[src[i]]} -> "
+                       f"{ids[dst[i]]}, distance {v[i]:g})")
+    keep = torch.from_numpy(k.keep)
+    return edge_index[:, keep], torch.from_numpy(k.weight[k.keep]).float()
 
 
 def _read_locations(path: Path, ids: Sequence[str], readings: str) -> torch.Tensor:
