@@ -279,3 +279,40 @@ def test_shared_kernel_std_mode_keeps_the_loaders_weights_and_warns_when_degener
     assert ew.tolist() == [1.0, 1.0]
     with pytest.raises(ValueError, match="`scale` must be 'median', 'std' or a positive number, got 'mean'"):
         gaussian_kernel(d, scale="mean")
+
+
+# ------------------------------------------------------------------ coordinates (issue 24 item 2)
+def test_locations_in_degrees_any_spelling_or_planar_metres(tmp_path):
+    ds = load_folder(write_folder(tmp_path / "deg", GOOD, locations="Sensor_ID,Latitude,LONGITUDE\nA,56.1,10.2\n"
+                                                                    "B,56.2,10.3\n"))
+    assert ds.pos.flatten().tolist() == pytest.approx([10.2, 56.1, 10.3, 56.2]) and ds.meta["coordinates"] == "lonlat"
+    ds = load_folder(write_folder(tmp_path / "lng", GOOD, locations="sensor_id,lng,lat\nA,10.2,56.1\nB,10.3,56.2\n"))
+    assert ds.pos.flatten().tolist() == pytest.approx([10.2, 56.1, 10.3, 56.2])
+    # UTM zone 32N metres: stored as (x, y) metres, said in meta
+    ds = load_folder(write_folder(tmp_path / "utm", GOOD, locations="sensor_id,x,y\nA,575120.5,6222340\n"
+                                                                    "B,576000,6223000.25\n"))
+    assert ds.meta["coordinates"] == "xy"
+    assert ds.pos.double().flatten().tolist() == pytest.approx([575120.5, 6222340.0, 576000.0, 6223000.25], abs=0.5)
+    assert "coordinates" not in load_folder(write_folder(tmp_path / "none", GOOD)).meta
+    assert load_folder(EXAMPLE).meta["coordinates"] == "lonlat"
+
+
+LOCATION_ERRORS = [
+    ("sensor_id,lat,lon,x,y\nA,1,1,1,1\nB,1,1,1,1\n", r"line 1: both degree \(lat/lon\) and planar \(x/y\) columns"),
+    ("sensor_id,x\nA,1\nB,1\n", r"line 1: no column 'y'; expected columns sensor_id,lat,lon .* or sensor_id,x,y"),
+    ("sensor_id,latitude,lon,lat\nA,1,1,1\n", r"line 1: columns 'latitude' and 'lat' are the same coordinate"),
+    ("sensor_id,lat,lon,height\nA,1,1,1\n", r"line 1: unknown column 'height'"),
+    ("sensor_id,lat,lon\nA,6222340,575120\nB,1,1\n",
+     r"line 2, column 'lat': 6.22234e\+06 is outside \[-90, 90\] degrees; planar coordinates in metres .* columns x,y"),
+    ("sensor_id,x,y\nA,1,inf\nB,1,1\n", r"line 2, column 'y': 'inf'; expected a finite number of metres"),
+    ("sensor_id,x,y\nA,1,east\nB,1,1\n", r"line 2, column 'y': 'east' is not a number"),
+    ("sensor_id,X,Y\nA,1,1\n", r"no row for sensor 'B'"),
+]
+
+
+@pytest.mark.parametrize("locations, message", LOCATION_ERRORS, ids=[m[:30] for _, m in LOCATION_ERRORS])
+def test_bad_locations_give_one_clear_line(tmp_path, locations, message):
+    root = write_folder(tmp_path / "l", GOOD, locations=locations)
+    with pytest.raises(FolderFormatError, match=r"locations.csv: " + message) as info:
+        load_folder(root)
+    assert "\n" not in str(info.value)

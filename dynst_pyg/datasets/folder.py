@@ -18,7 +18,13 @@ The folder holds
   of each distance to the median, so they are the same in metres or kilometres and
   neither vanish for edges of nearly equal length nor flatten to 1 next to one huge
   distance. List both directions for a two-way road.
-* ``locations.csv`` (optional): ``sensor_id,lat,lon`` in WGS84 degrees, one row per sensor.
+* ``locations.csv`` (optional): one row per sensor, columns ``sensor_id,lat,lon`` in WGS84
+  degrees (headers case-insensitive; ``latitude``, ``longitude`` and ``lng`` are accepted
+  too) *or* ``sensor_id,x,y`` in planar metres (UTM or any metric grid). ``dataset.pos``
+  holds ``(lon, lat)`` degrees or ``(x, y)`` metres, and ``dataset.meta["coordinates"]``
+  says which: ``"lonlat"`` or ``"xy"`` (a map should be drawn with
+  ``geographic=(meta["coordinates"] == "lonlat")``). Distances between sensors are in km
+  either way: great-circle (haversine) for degrees, Euclidean / 1000 for metres.
 * ``dataset.json`` (optional): ``{"name": ..., "interval_minutes": ..., "null_value": ...,
   "time_column": ...}``, all optional. ``null_value`` is the number that marks a missing
   reading in the files besides empty cells / NaN (e.g. ``0`` in METR-LA-style data); every
@@ -83,7 +89,8 @@ def load_folder(path: "str | os.PathLike[str]", weight_threshold: float = 0.1) -
 
     Returns:
         SpatioTemporalDataset: sensors in the column order of the readings, edges in the
-        row order of ``edges.csv``, ``pos`` from ``locations.csv`` (or :obj:`None`);
+        row order of ``edges.csv``, ``pos`` from ``locations.csv`` (or :obj:`None`) with
+        ``meta["coordinates"]`` ``"lonlat"`` or ``"xy"`` (absent without locations);
         ``meta["notices"]`` holds the :class:`FolderNotice` lines (also issued as
         warnings).
 
@@ -117,13 +124,17 @@ def load_folder(path: "str | os.PathLike[str]", weight_threshold: float = 0.1) -
                                 "weight or distance")
     edge_index, edge_weight = _read_edges(edges, ids, src.name, float(weight_threshold), notices)
     loc = root / "locations.csv"
-    pos = _read_locations(loc, ids, src.name) if loc.is_file() else None
+    coords, coord_kind = _read_locations(loc, ids, src.name) if loc.is_file() else (None, None)
+    pos = None if coords is None else torch.from_numpy(coords).float()
+    meta: Dict[str, Any] = {"source": str(root)}
+    if coord_kind is not None:
+        meta["coordinates"] = coord_kind
     for line in notices:
         warnings.warn(line, FolderNotice, stacklevel=2)
     return SpatioTemporalDataset(
         torch.from_numpy(series).float(), edge_index, edge_weight, pos=pos, sensor_id=ids,
         interval_minutes=interval, start=start, null_value=null_value,
-        name=config.get("name", root.resolve().name), meta={"source": str(root), "notices": list(notices)})
+        name=config.get("name", root.resolve().name), meta={**meta, "notices": list(notices)})
 
 
 # ------------------------------------------------------------------------ dataset.json
@@ -433,36 +444,81 @@ def _read_edges(path: Path, ids: Sequence[str], readings: str, threshold: float,
     return edge_index[:, keep], torch.from_numpy(k.weight[k.keep]).float()
 
 
-def _read_locations(path: Path, ids: Sequence[str], readings: str) -> torch.Tensor:
-    col, rows = _read_csv_rows(path, ("sensor_id", "lat", "lon"), ())
+#: Header spellings of ``locations.csv`` (case-insensitive) and the column each stands for.
+LOCATION_COLUMNS = {"sensor_id": "sensor_id", "lat": "lat", "latitude": "lat", "lon": "lon", "lng": "lon",
+                    "longitude": "lon", "x": "x", "y": "y"}
+_LOCATIONS_EXPECTED = ("sensor_id,lat,lon (WGS84 degrees; also spelled latitude, longitude, lng) or sensor_id,x,y "
+                       "(planar metres, e.g. UTM)")
+
+
+def _read_locations(path: Path, ids: Sequence[str], readings: str) -> Tuple[np.ndarray, str]:
+    """``locations.csv``: ``(coords [N, 2] float64, kind)``, ``(lon, lat)`` degrees (``"lonlat"``) or ``(x, y)`` metres (``"xy"``)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        raise FolderFormatError(f"{path}: empty file; expected a header line with columns {_LOCATIONS_EXPECTED}")
+    raw = [h.strip() for h in rows[0]]
+    head = [h.lower() for h in raw]
+    unknown = [raw[i] for i, h in enumerate(head) if h not in LOCATION_COLUMNS]
+    if unknown:
+        raise FolderFormatError(f"{path}: line 1: unknown column {unknown[0]!r}; expected columns {_LOCATIONS_EXPECTED}")
+    canon = [LOCATION_COLUMNS[h] for h in head]
+    for j, c in enumerate(canon):
+        if c in canon[:j]:
+            first = raw[canon.index(c)]
+            raise FolderFormatError(f"{path}: line 1: column {raw[j]!r} appears twice" if first.lower() == head[j]
+                                    else f"{path}: line 1: columns {first!r} and {raw[j]!r} are the same coordinate; "
+                                         "keep one")
+    geo, planar = {"lat", "lon"} & set(canon), {"x", "y"} & set(canon)
+    if geo and planar:
+        raise FolderFormatError(f"{path}: line 1: both degree (lat/lon) and planar (x/y) columns; keep one pair: "
+                                f"{_LOCATIONS_EXPECTED}")
+    kind = "xy" if planar else "lonlat"
+    need = ("sensor_id", "x", "y") if planar else ("sensor_id", "lat", "lon")
+    missing = [c for c in need if c not in canon]
+    if missing:
+        also = {"lat": " (or 'latitude')", "lon": " (or 'longitude', 'lng')"}.get(missing[0], "")
+        raise FolderFormatError(f"{path}: line 1: no column {missing[0]!r}{also}; expected columns "
+                                f"{_LOCATIONS_EXPECTED}")
+    col = {c: j for j, c in enumerate(canon)}
     index = {s: i for i, s in enumerate(ids)}
-    pos = np.full((len(ids), 2), np.nan)
-    for r, row in enumerate(rows):
+    coords = np.full((len(ids), 2), np.nan)
+    for r, row in enumerate(rows[1:]):
         line = r + 2
         if not row or all(not c.strip() for c in row):
             continue
-        if len(row) != len(col):
-            raise FolderFormatError(f"{path}: line {line}: {len(row)} fields, expected 3 (sensor_id,lat,lon)")
+        if len(row) != len(canon):
+            raise FolderFormatError(f"{path}: line {line}: {len(row)} fields, expected {len(canon)} "
+                                    f"({','.join(raw)})")
         sid = row[col["sensor_id"]].strip()
         if sid not in index:
-            raise FolderFormatError(f"{path}: line {line}, column 'sensor_id': unknown sensor {sid!r} "
+            raise FolderFormatError(f"{path}: line {line}, column {raw[col['sensor_id']]!r}: unknown sensor {sid!r} "
                                     f"(not a sensor column of {readings})")
         i = index[sid]
-        if not np.isnan(pos[i, 0]):
+        if not np.isnan(coords[i, 0]):
             raise FolderFormatError(f"{path}: line {line}: sensor {sid!r} is listed twice")
-        for name, lo, hi, k in (("lat", -90.0, 90.0, 1), ("lon", -180.0, 180.0, 0)):
+        if planar:
+            fields = (("x", None, 0), ("y", None, 1))
+        else:
+            fields = (("lat", 90.0, 1), ("lon", 180.0, 0))
+        for name, limit, k in fields:
             text = row[col[name]].strip()
             try:
                 value = float(text)
             except ValueError:
-                raise FolderFormatError(f"{path}: line {line}, column {name!r}: {text!r} is not a number") from None
-            if not lo <= value <= hi:
-                raise FolderFormatError(f"{path}: line {line}, column {name!r}: {value:g} is outside [{lo:g}, {hi:g}] "
-                                        "degrees")
-            pos[i, k] = value
-    absent = [ids[i] for i in np.flatnonzero(np.isnan(pos[:, 0]))]
+                raise FolderFormatError(f"{path}: line {line}, column {raw[col[name]]!r}: {text!r} is not a number"
+                                        ) from None
+            if not math.isfinite(value):
+                raise FolderFormatError(f"{path}: line {line}, column {raw[col[name]]!r}: {text!r}; expected a "
+                                        f"finite {'number of metres' if planar else 'number of degrees'}")
+            if limit is not None and not -limit <= value <= limit:
+                raise FolderFormatError(f"{path}: line {line}, column {raw[col[name]]!r}: {value:g} is outside "
+                                        f"[{-limit:g}, {limit:g}] degrees; planar coordinates in metres (e.g. UTM) "
+                                        "go in columns x,y")
+            coords[i, k] = value
+    absent = [ids[i] for i in np.flatnonzero(np.isnan(coords[:, 0]))]
     if absent:
         raise FolderFormatError(f"{path}: no row for sensor {absent[0]!r}"
                                 f"{f' (and {len(absent) - 1} more)' if len(absent) > 1 else ''}; expected one "
                                 "row per sensor of the readings")
-    return torch.from_numpy(pos).float()
+    return coords, kind
