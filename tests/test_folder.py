@@ -316,3 +316,121 @@ def test_bad_locations_give_one_clear_line(tmp_path, locations, message):
     with pytest.raises(FolderFormatError, match=r"locations.csv: " + message) as info:
         load_folder(root)
     assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------ graphs from coordinates (issue 24 item 1)
+THREE = "time,A,B,C\n2024-01-01 00:00,1,2,3\n2024-01-01 00:10,3,4,5\n2024-01-01 00:20,5,6,7\n"
+LINE_XY = "sensor_id,x,y\nA,500000,6000000\nB,501000,6000000\nC,502500,6000000\n"  # 1 km and 1.5 km apart
+
+
+def test_no_edges_file_builds_a_knn_graph_from_coordinates_and_says_so(tmp_path):
+    root = write_folder(tmp_path / "knn", THREE, edges=None, locations=LINE_XY)
+    with pytest.warns(FolderNotice, match=r"locations.csv: built the graph knn:2 from the coordinates \(no edges.csv\)"
+                                          r": 6 directed edges between 3 sensors .*sigma = 1.5 km \(the median edge "
+                                          r"length\)") as record:
+        ds = load_folder(root)  # default knn:8, at most N - 1 = 2
+    assert len(record) == 1 and "\n" not in str(record[0].message)
+    assert ds.edge_index.tolist() == [[0, 0, 1, 1, 2, 2], [1, 2, 0, 2, 0, 1]]
+    d = np.array([1.0, 2.5, 1.0, 1.5, 2.5, 1.5])  # km
+    assert ds.edge_weight.tolist() == pytest.approx(np.exp(-(d / 1.5) ** 2).tolist(), rel=1e-6)
+    assert ds.meta["graph"] == "knn:2" and ds.meta["graph_source"] == "2 nearest neighbours (built from locations.csv)"
+    assert ds.meta["notices"] == [str(record[0].message)]
+    # knn:1 from dataset.json: A-B and B-C (C's nearest is B), both directions
+    root = write_folder(tmp_path / "k1", THREE, edges=None, locations=LINE_XY, config={"graph": "knn:1"})
+    with pytest.warns(FolderNotice, match=r"built the graph knn:1 from the coordinates \(.*dataset.json: \"graph\""):
+        ds = load_folder(root)
+    assert ds.edge_index.tolist() == [[0, 1, 1, 2], [1, 0, 2, 1]]
+
+
+def test_radius_graph_in_km_for_metres_and_degrees(tmp_path):
+    root = write_folder(tmp_path / "r", THREE, edges=None, locations=LINE_XY, config={"graph": "radius:1.2"})
+    with pytest.warns(FolderNotice, match=r"every pair at most 1.2 km apart; 1 sensor\(s\) without a neighbour"):
+        ds = load_folder(root)
+    assert ds.edge_index.tolist() == [[0, 1], [1, 0]] and ds.edge_weight.tolist() == pytest.approx([math.exp(-1)] * 2)
+    with pytest.warns(FolderNotice, match="radius:2"):  # the argument overrides dataset.json
+        ds = load_folder(root, graph="radius:2")
+    assert ds.edge_index.tolist() == [[0, 1, 1, 2], [1, 0, 2, 1]] and ds.meta["graph"] == "radius:2"
+    # degrees: 0.01 deg of latitude = 1.112 km (great circle); 0.01 deg of longitude at 60 N = 0.556 km
+    deg = "sensor_id,lat,lon\nA,60.00,10.00\nB,60.01,10.00\nC,60.00,10.01\n"
+    root = write_folder(tmp_path / "deg", THREE, edges=None, locations=deg)
+    with pytest.warns(FolderNotice):
+        ds = load_folder(root, graph="radius:1.0")
+    assert ds.edge_index.tolist() == [[0, 2], [2, 0]]
+    with pytest.warns(FolderNotice):
+        ds = load_folder(root, graph="radius:1.2")
+    assert ds.edge_index.tolist() == [[0, 0, 1, 2], [1, 2, 0, 0]]
+
+
+def test_distances_are_great_circle_km_and_knn_is_exact():
+    from dynst_pyg.datasets.graph_build import distances_km, knn_graph, radius_graph
+
+    eq = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [179.5, 0.0], [-179.5, 0.0]])
+    d = distances_km(eq, "lonlat", np.array([0, 0, 3]), np.array([1, 2, 4]))
+    assert d.tolist() == pytest.approx([111.195, 111.195, 111.195], rel=1e-4)  # also across the date line
+    assert distances_km(np.array([[0.0, 0.0], [3000.0, 4000.0]]), "xy", [0], [1]).tolist() == [5.0]
+    rng = np.random.default_rng(0)
+    for kind, pts in (("xy", rng.uniform(0, 20_000, (40, 2))),
+                      ("lonlat", np.stack([rng.uniform(10, 10.5, 40), rng.uniform(56, 56.3, 40)], 1))):
+        n = len(pts)
+        full = distances_km(pts, kind, np.repeat(np.arange(n), n), np.tile(np.arange(n), n)).reshape(n, n)
+        np.fill_diagonal(full, np.inf)
+        s, t, km = knn_graph(pts, kind, 3)
+        want = set()
+        for i in range(n):
+            for j in np.argsort(full[i])[:3]:
+                want |= {(i, int(j)), (int(j), i)}
+        assert set(zip(s.tolist(), t.tolist())) == want
+        assert km.tolist() == pytest.approx(full[s, t].tolist())
+        r = float(np.median(full[np.isfinite(full)]))
+        s, t, km = radius_graph(pts, kind, r)
+        assert set(zip(s.tolist(), t.tolist())) == set(zip(*np.nonzero(full <= r)))
+
+
+GRAPH_SPEC_ERRORS = ["knn", "knn:0", "knn:2.5", "radius:-1", "radius:far", "star", "edges:3", 8]
+
+
+@pytest.mark.parametrize("spec", GRAPH_SPEC_ERRORS)
+def test_bad_graph_spec_names_the_value_and_the_accepted_forms(tmp_path, spec):
+    root = write_folder(tmp_path / "g", THREE, edges=None, locations=LINE_XY)
+    if isinstance(spec, str):
+        with pytest.raises(ValueError, match=r"^graph: " + repr(spec) + r" is not a graph spec \(.*\); expected "
+                                             r"'edges' .*'knn:K' .*or 'radius:KM'") as info:
+            load_folder(root, graph=spec)
+        assert not isinstance(info.value, FolderFormatError)
+    (root / "dataset.json").write_text(json.dumps({"graph": spec}))
+    with pytest.raises(FolderFormatError, match=r"dataset.json: \"graph\": " + repr(spec) + " is not a graph spec"):
+        load_folder(root)
+
+
+def test_graph_that_cannot_be_built_is_refused(tmp_path):
+    root = write_folder(tmp_path / "g", THREE, edges=None, locations=LINE_XY)
+    with pytest.raises(FolderFormatError, match=r"graph='knn:3': knn:3 needs more than 3 sensors and the readings "
+                                                r"have 3; use knn:K with K <= 2"):
+        load_folder(root, graph="knn:3")
+    with pytest.raises(FolderFormatError, match=r"graph='radius:0.5': radius:0.5 links no two sensors \(the closest "
+                                                r"two are 1 km apart\); use a larger radius or knn:K"):
+        load_folder(root, graph="radius:0.5")
+    with pytest.raises(FolderFormatError, match=r"edges.csv: missing; .* \(graph='edges' asks for it\)"):
+        load_folder(root, graph="edges")
+    bare = write_folder(tmp_path / "bare", THREE, edges=None)
+    with pytest.raises(FolderFormatError, match=r"locations.csv: missing; the graph knn:2 \(graph='knn:2'\) is built "
+                                                r"from the sensors' coordinates"):
+        load_folder(bare, graph="knn:2")
+    with pytest.raises(FolderFormatError, match=r"edges.csv: missing; expected .*, or a locations.csv to build"):
+        load_folder(bare)
+
+
+def test_graph_spec_replaces_an_existing_edges_file(tmp_path):
+    with pytest.warns(FolderNotice, match=r"knn:1 .*; edges.csv is not used$"):
+        ds = load_folder(write_folder(tmp_path / "g", THREE, edges="from,to\nA,C\n", locations=LINE_XY),
+                         graph="knn:1")
+    assert ds.edge_index.tolist() == [[0, 1, 1, 2], [1, 0, 2, 1]]
+    ds = load_folder(tmp_path / "g")  # without a spec: edges.csv, silently
+    assert ds.edge_index.tolist() == [[0], [2]] and ds.meta["graph"] == "edges" and ds.meta["notices"] == []
+
+
+def test_edges_file_with_a_header_and_no_rows_is_a_notice(tmp_path):
+    with pytest.warns(FolderNotice, match=r"edges.csv: a header and no edges, so the graph has none: graph-based "
+                                          r"selectors \(degree, pagerank, betweenness\) have nothing to rank by"):
+        ds = load_folder(write_folder(tmp_path / "e", GOOD, edges="from,to,distance\n\n"))
+    assert ds.num_edges == 0

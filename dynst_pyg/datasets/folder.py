@@ -8,7 +8,8 @@ The folder holds
   date-times (``2024-03-04 08:05``) or step numbers. An empty cell is a missing reading.
   ``readings.npz`` instead holds an array ``readings`` ``[T, N]`` or ``[T, N, F]`` and,
   optionally, ``sensor_id`` ``[N]`` and ``time`` ``[T]``; NaN is a missing reading there.
-* ``edges.csv``: one directed edge per row, columns ``from,to`` (sensor ids) and
+* ``edges.csv`` (optional when ``locations.csv`` exists): one directed edge per row,
+  columns ``from,to`` (sensor ids) and
   optionally ``weight`` (non-negative) or ``distance`` (non-negative, any one unit).
   Distances become Gaussian-kernel weights ``exp(-(d / sigma)^2)`` with ``sigma`` the
   median of the positive distances (the median heuristic; see
@@ -17,7 +18,16 @@ The folder holds
   distance) are dropped with a :class:`FolderNotice`. The weights depend only on the ratio
   of each distance to the median, so they are the same in metres or kilometres and
   neither vanish for edges of nearly equal length nor flatten to 1 next to one huge
-  distance. List both directions for a two-way road.
+  distance. List both directions for a two-way road. A file with a header and no rows
+  gives a graph without edges and a :class:`FolderNotice`.
+* **No edges.csv**: the graph is built from ``locations.csv``, by default ``knn:8`` (each
+  sensor linked to its 8 nearest sensors, both directions; at most ``N - 1``), or as the
+  ``"graph"`` of ``dataset.json`` / the ``graph`` argument says: ``"knn:K"`` or
+  ``"radius:KM"`` (every pair at most ``KM`` km apart). Its weights are the Gaussian
+  kernel of the distances in km with ``sigma`` the median edge length and no threshold
+  (``K`` or the radius already decide which pairs are linked); a :class:`FolderNotice`
+  says in one line what was built. ``"graph": "knn:8"`` also replaces an existing
+  ``edges.csv``; ``"graph": "edges"`` insists on it.
 * ``locations.csv`` (optional): one row per sensor, columns ``sensor_id,lat,lon`` in WGS84
   degrees (headers case-insensitive; ``latitude``, ``longitude`` and ``lng`` are accepted
   too) *or* ``sensor_id,x,y`` in planar metres (UTM or any metric grid). ``dataset.pos``
@@ -26,7 +36,7 @@ The folder holds
   ``geographic=(meta["coordinates"] == "lonlat")``). Distances between sensors are in km
   either way: great-circle (haversine) for degrees, Euclidean / 1000 for metres.
 * ``dataset.json`` (optional): ``{"name": ..., "interval_minutes": ..., "null_value": ...,
-  "time_column": ...}``, all optional. ``null_value`` is the number that marks a missing
+  "time_column": ..., "graph": ...}``, all optional. ``null_value`` is the number that marks a missing
   reading in the files besides empty cells / NaN (e.g. ``0`` in METR-LA-style data); every
   missing reading ends up NaN in the series and False in ``dataset.observed``.
   ``interval_minutes`` is checked against date-time stamps, and needed for step numbers
@@ -60,14 +70,16 @@ import numpy as np
 import torch
 
 from .core import SpatioTemporalDataset
-from .graph_build import gaussian_kernel
+from .graph_build import GraphSpec, gaussian_kernel, knn_graph, parse_graph_spec, radius_graph
 
 __all__ = ["load_folder", "FolderFormatError", "FolderNotice", "READINGS_FILES", "DATASET_JSON_KEYS"]
 
 #: Accepted names of the readings file, in the order they are looked for.
 READINGS_FILES = ("readings.csv", "readings.parquet", "readings.npz")
 #: Keys ``dataset.json`` may hold.
-DATASET_JSON_KEYS = ("name", "interval_minutes", "null_value", "time_column")
+DATASET_JSON_KEYS = ("name", "interval_minutes", "null_value", "time_column", "graph")
+#: Neighbours per sensor of the graph built when there is no ``edges.csv`` and no graph spec.
+DEFAULT_KNN = 8
 
 
 class FolderFormatError(ValueError):
@@ -78,11 +90,18 @@ class FolderNotice(UserWarning):
     """One line on what :func:`load_folder` did that the files did not spell out (e.g. edges dropped)."""
 
 
-def load_folder(path: "str | os.PathLike[str]", weight_threshold: float = 0.1) -> SpatioTemporalDataset:
+def load_folder(path: "str | os.PathLike[str]", graph: Optional[str] = None,
+                weight_threshold: float = 0.1) -> SpatioTemporalDataset:
     """Loads a dataset folder (see the module documentation for its files).
 
     Args:
         path (str or PathLike): The folder.
+        graph (str, optional): Where the graph comes from: ``"edges"`` (``edges.csv``),
+            ``"knn:K"`` (each sensor linked to its ``K`` nearest sensors, both directions)
+            or ``"radius:KM"`` (every pair at most ``KM`` km apart), the last two built from
+            ``locations.csv``. It overrides the ``"graph"`` of ``dataset.json``.
+            (default: :obj:`None`: ``dataset.json``'s ``"graph"``; else ``edges.csv`` if the
+            folder has one; else ``knn:8`` (at most ``N - 1``) from ``locations.csv``)
         weight_threshold (float, optional): Edges of ``edges.csv`` whose Gaussian-kernel
             weight (from their ``distance``) is below this are dropped, as in the DCRNN
             preprocessing; ``0`` keeps every edge. (default: :obj:`0.1`)
@@ -91,15 +110,19 @@ def load_folder(path: "str | os.PathLike[str]", weight_threshold: float = 0.1) -
         SpatioTemporalDataset: sensors in the column order of the readings, edges in the
         row order of ``edges.csv``, ``pos`` from ``locations.csv`` (or :obj:`None`) with
         ``meta["coordinates"]`` ``"lonlat"`` or ``"xy"`` (absent without locations);
-        ``meta["notices"]`` holds the :class:`FolderNotice` lines (also issued as
-        warnings).
+        ``meta["graph"]`` is the graph spec used (``"edges"``, ``"knn:K"``,
+        ``"radius:KM"``) and ``meta["graph_source"]`` a phrase for a legend (e.g.
+        ``"8 nearest neighbours (built from locations.csv)"``); ``meta["notices"]`` holds
+        the :class:`FolderNotice` lines (also issued as warnings).
 
     Raises:
         FolderFormatError: naming the file, row and column of the first problem found.
+        ValueError: when ``graph`` or ``weight_threshold`` is not valid.
     """
     if isinstance(weight_threshold, bool) or not isinstance(weight_threshold, (int, float)) \
             or not 0.0 <= weight_threshold < 1.0:
         raise ValueError(f"`weight_threshold` must be a number in [0, 1), got {weight_threshold!r}")
+    spec_arg = None if graph is None else parse_graph_spec(graph, "graph")
     notices: List[str] = []
     root = Path(path)
     if not root.is_dir():
@@ -118,17 +141,33 @@ def load_folder(path: "str | os.PathLike[str]", weight_threshold: float = 0.1) -
     else:
         series, ids, times = _read_table(src, config.get("time_column"), null_value)
     interval, start = _interval(src, times, config.get("interval_minutes"))
-    edges = root / "edges.csv"
-    if not edges.is_file():
-        raise FolderFormatError(f"{edges}: missing; expected a CSV with columns from,to and optionally "
-                                "weight or distance")
-    edge_index, edge_weight = _read_edges(edges, ids, src.name, float(weight_threshold), notices)
-    loc = root / "locations.csv"
+    edges, loc = root / "edges.csv", root / "locations.csv"
+    if spec_arg is not None:
+        spec, origin, default = spec_arg, f"graph={graph!r}", False
+    elif "graph" in config:
+        spec, origin, default = config["graph"], f"{root / 'dataset.json'}: \"graph\" {str(config['graph'])!r}", False
+    elif edges.is_file() or not loc.is_file():
+        spec, origin, default = GraphSpec("edges"), "", True
+    else:
+        spec, origin, default = GraphSpec("knn", DEFAULT_KNN), "the default without edges.csv", True
     coords, coord_kind = _read_locations(loc, ids, src.name) if loc.is_file() else (None, None)
     pos = None if coords is None else torch.from_numpy(coords).float()
     meta: Dict[str, Any] = {"source": str(root)}
     if coord_kind is not None:
         meta["coordinates"] = coord_kind
+    if spec.kind == "edges":
+        if not edges.is_file():
+            raise FolderFormatError(f"{edges}: missing; expected a CSV with columns from,to and optionally weight or "
+                                    "distance" + (f" ({origin} asks for it)" if origin else
+                                                  ", or a locations.csv to build the graph from"))
+        edge_index, edge_weight = _read_edges(edges, ids, src.name, float(weight_threshold), notices)
+        meta["graph"], meta["graph_source"] = "edges", "edges.csv"
+    else:
+        if coords is None:
+            raise FolderFormatError(f"{loc}: missing; the graph {spec} ({origin}) is built from the sensors' "
+                                    f"coordinates: a CSV with columns {_LOCATIONS_EXPECTED}")
+        edge_index, edge_weight, meta["graph"], meta["graph_source"] = _build_graph(
+            spec, origin, default, coords, coord_kind, loc, edges.is_file(), notices)
     for line in notices:
         warnings.warn(line, FolderNotice, stacklevel=2)
     return SpatioTemporalDataset(
@@ -165,6 +204,11 @@ def _read_config(path: Path) -> Dict[str, Any]:
     tc = config.get("time_column")
     if tc is not None and not (isinstance(tc, str) and tc):
         raise FolderFormatError(f"{path}: \"time_column\" must be a column name, got {tc!r}")
+    if "graph" in config:
+        try:
+            config["graph"] = parse_graph_spec(config["graph"], f"{path}: \"graph\"")
+        except ValueError as exc:
+            raise FolderFormatError(str(exc)) from None
     return config
 
 
@@ -418,6 +462,11 @@ def _read_edges(path: Path, ids: Sequence[str], readings: str, threshold: float,
             what = "a non-negative weight" if value_col == "weight" else "a non-negative distance"
             vals.append(_number(path, line, value_col, row[col[value_col]].strip(), what))
     edge_index = torch.tensor([src, dst], dtype=torch.long).reshape(2, -1)
+    if not src:
+        notices.append(f"{path}: a header and no edges, so the graph has none: graph-based selectors (degree, "
+                       "pagerank, betweenness) have nothing to rank by and graph convolutions see no neighbours; "
+                       "list the edges, or build a graph from locations.csv with \"graph\": \"knn:8\" in "
+                       "dataset.json (CLI: --graph knn:8)")
     if value_col is None:
         return edge_index, torch.ones(len(src))
     v = np.asarray(vals, dtype=np.float64)
@@ -442,6 +491,52 @@ def _read_edges(path: Path, ids: Sequence[str], readings: str, threshold: float,
                        f"{ids[dst[i]]}, distance {v[i]:g})")
     keep = torch.from_numpy(k.keep)
     return edge_index[:, keep], torch.from_numpy(k.weight[k.keep]).float()
+
+
+def _build_graph(spec: GraphSpec, origin: str, default: bool, coords: np.ndarray, kind: str, loc: Path,
+                 have_edges: bool, notices: List[str]) -> Tuple[torch.Tensor, torch.Tensor, str, str]:
+    """A kNN or radius graph from the coordinates: ``(edge_index, edge_weight, spec, legend phrase)``."""
+    n = coords.shape[0]
+    if spec.kind == "knn":
+        k = int(spec.value)
+        if k >= n and not default:
+            raise FolderFormatError(f"{origin}: knn:{k} needs more than {k} sensors and the readings have {n}; "
+                                    f"use knn:K with K <= {n - 1}, or radius:KM")
+        k = min(k, n - 1)
+        if k == 0:
+            s = d = km = np.zeros(0, dtype=np.int64)
+        else:
+            s, d, km = knn_graph(coords, kind, k)
+        label, how, phrase = f"knn:{k}", f"each sensor to its {k} nearest, both directions", \
+            f"{k} nearest neighbour{'s' if k != 1 else ''}"
+    else:
+        r = float(spec.value)
+        if n < 2:
+            raise FolderFormatError(f"{origin}: radius:{r:g} needs at least two sensors; the readings have one")
+        s, d, km = radius_graph(coords, kind, r)
+        if s.size == 0:
+            closest = float(knn_graph(coords, kind, 1)[2].min())
+            raise FolderFormatError(f"{origin}: radius:{r:g} links no two sensors (the closest two are "
+                                    f"{closest:.4g} km apart); use a larger radius or knn:K")
+        label, how, phrase = f"radius:{r:g}", f"every pair at most {r:g} km apart", f"sensors within {r:g} km"
+    what = f"built the graph {label} from the coordinates" + (" (no edges.csv)" if default else f" ({origin})")
+    if s.size == 0:
+        notices.append(f"{loc}: {what}: one sensor, so the graph has no edges")
+        return torch.zeros(2, 0, dtype=torch.long), torch.zeros(0), label, f"{phrase} (built from {loc.name})"
+    kern = gaussian_kernel(km, scale="median", threshold=0.0)
+    isolated = n - int(np.unique(np.concatenate([s, d])).size)
+    dist = "great-circle" if kind == "lonlat" else "planar"
+    line = (f"{loc}: {what}: {s.size} directed edges between {n} sensors ({how}"
+            + (f"; {isolated} sensor(s) without a neighbour" if isolated else "")
+            + f"); Gaussian weights exp(-(d / sigma)^2) of the {dist} distances, "
+            + (f"sigma = {kern.sigma:.4g} km (the median edge length), weights from {kern.weight.min():.2f} to "
+               f"{kern.weight.max():.2f}" if not math.isnan(kern.sigma) else "every weight 1 (the sensors coincide)")
+            + ("; edges.csv is not used" if have_edges else ""))
+    if kern.problem is not None:
+        line += f"; {kern.problem}"
+    notices.append(line)
+    edge_index = torch.from_numpy(np.stack([s, d]).astype(np.int64))
+    return edge_index, torch.from_numpy(kern.weight).float(), label, f"{phrase} (built from {loc.name})"
 
 
 #: Header spellings of ``locations.csv`` (case-insensitive) and the column each stands for.
