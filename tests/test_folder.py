@@ -434,3 +434,43 @@ def test_edges_file_with_a_header_and_no_rows_is_a_notice(tmp_path):
                                           r"selectors \(degree, pagerank, betweenness\) have nothing to rank by"):
         ds = load_folder(write_folder(tmp_path / "e", GOOD, edges="from,to,distance\n\n"))
     assert ds.num_edges == 0
+
+
+# ------------------------------------------------------------------ the time column (issue 24 items 5 and 6)
+TIME_ERRORS = [
+    # step numbers and no interval: refused, asking for the key (it used to become 5 minutes)
+    ("step,A,B\n0,1,2\n1,3,4\n2,5,6\n", None,
+     r"readings.csv: the time column holds step numbers \('0', '1', ...\), not date-times, so the time between rows "
+     r"is unknown; add \"interval_minutes\" to .*dataset.json \(e.g. \{\"interval_minutes\": 60\} for hourly"),
+    ("time,A,B\n2024-01-01 00:00,1,2\n", None, r"readings.csv: a single time stamp, so the time between rows is unknown"),
+    # a duplicated row is called a duplicate (it used to be "0 minutes after the previous row")
+    (GOOD.replace("00:20", "00:10"), None,
+     r"readings.csv: duplicate timestamp '2024-01-01 00:10' at line 4 \(the previous row has the same time\)"),
+    (GOOD.replace("00:10", "00:00"), None, r"readings.csv: duplicate timestamp '2024-01-01 00:00' at line 3"),
+    (GOOD.replace("00:10", "00:00"), {"interval_minutes": 10}, r"duplicate timestamp '2024-01-01 00:00' at line 3"),
+    (GOOD.replace("00:20", "00:05"), None,
+     r"readings.csv: line 4: time '2024-01-01 00:05' is before the previous row \('2024-01-01 00:10'\)"),
+    ("step,A\n0,1\n1,1\n1,1\n", {"interval_minutes": 60}, r"readings.csv: duplicate time step '1' at line 4"),
+]
+
+
+@pytest.mark.parametrize("readings, config, message", TIME_ERRORS, ids=[m[:40] for _, _, m in TIME_ERRORS])
+def test_time_column_problems_are_named(tmp_path, readings, config, message):
+    root = write_folder(tmp_path / "t", readings, config=config)
+    before = {p.name: p.read_bytes() for p in root.iterdir()}
+    with pytest.raises(FolderFormatError, match=message) as info:
+        load_folder(root)
+    assert "\n" not in str(info.value)
+    assert {p.name: p.read_bytes() for p in root.iterdir()} == before  # the caller's files are left alone
+
+
+def test_npz_without_time_needs_the_interval(tmp_path):
+    root = tmp_path / "npz"
+    root.mkdir()
+    np.savez(root / "readings.npz", readings=np.ones((4, 2)), sensor_id=np.array(["A", "B"]))
+    (root / "edges.csv").write_text("from,to\nA,B\n")
+    with pytest.raises(FolderFormatError, match=r"readings.npz: no 'time' array, so the time between rows is unknown; "
+                                                r"add \"interval_minutes\""):
+        load_folder(root)
+    (root / "dataset.json").write_text('{"interval_minutes": 60}')
+    assert load_folder(root).interval_minutes == 60

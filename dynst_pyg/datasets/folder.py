@@ -39,8 +39,9 @@ The folder holds
   "time_column": ..., "graph": ...}``, all optional. ``null_value`` is the number that marks a missing
   reading in the files besides empty cells / NaN (e.g. ``0`` in METR-LA-style data); every
   missing reading ends up NaN in the series and False in ``dataset.observed``.
-  ``interval_minutes`` is checked against date-time stamps, and needed for step numbers
-  (default ``5``).
+  ``interval_minutes`` is checked against date-time stamps, and required for step numbers
+  (and for a ``readings.npz`` without ``time``): there is no default, since the interval
+  decides what a time of day is.
 
 Every problem is reported as one :class:`FolderFormatError` line naming the file, the
 line (CSV, the header being line 1) or row, the column, and what was expected. What the
@@ -140,7 +141,7 @@ def load_folder(path: "str | os.PathLike[str]", graph: Optional[str] = None,
         series, ids, times = _read_npz(src, null_value)
     else:
         series, ids, times = _read_table(src, config.get("time_column"), null_value)
-    interval, start = _interval(src, times, config.get("interval_minutes"))
+    interval, start = _interval(src, times, config.get("interval_minutes"), root / "dataset.json")
     edges, loc = root / "edges.csv", root / "locations.csv"
     if spec_arg is not None:
         spec, origin, default = spec_arg, f"graph={graph!r}", False
@@ -354,37 +355,59 @@ def _check_values(path: Path, values: np.ndarray, columns: Sequence[str], null_v
                                 "finite number")
 
 
-def _interval(path: Path, times: Sequence[Any],
-              configured: Optional[int]) -> Tuple[int, Optional[datetime]]:
+def _interval(path: Path, times: Sequence[Any], configured: Optional[int],
+              config_path: Path) -> Tuple[int, Optional[datetime]]:
     """The sampling interval in minutes and the first time stamp, checked for regular steps."""
     import pandas as pd
 
     rows = "line" if path.suffix == ".csv" else "row"
     first_row = 2 if path.suffix == ".csv" else 0
+
+    def ask(why: str) -> FolderFormatError:
+        return FolderFormatError(f"{path}: {why}, so the time between rows is unknown; add \"interval_minutes\" "
+                                 f"to {config_path} (e.g. {{\"interval_minutes\": 60}} for hourly readings)")
+
     if len(times) == 0:
-        return (configured or 5), None
+        if configured is None:
+            raise ask("no 'time' array")
+        return configured, None
     numeric = pd.to_numeric(pd.Series([str(t).strip() for t in times]), errors="coerce")
     if not numeric.isna().any():  # step numbers: only checked for increasing order
         steps = numeric.to_numpy()
         bad = np.flatnonzero(np.diff(steps) <= 0)
         if bad.size:
             i = int(bad[0]) + 1
+            if steps[i] == steps[i - 1]:
+                raise FolderFormatError(f"{path}: duplicate time step {times[i]!r} at {rows} {i + first_row} (the "
+                                        "previous row has the same step); expected one row per time step, in order")
             raise FolderFormatError(f"{path}: {rows} {i + first_row}: time {times[i]!r} does not increase; "
                                     "expected one row per time step, in order")
-        return (configured or 5), None
+        if configured is None:
+            raise ask(f"the time column holds step numbers ({', '.join(repr(t) for t in list(times)[:2])}, ...), "
+                      "not date-times")
+        return configured, None
     stamps = pd.to_datetime(pd.Series(times), errors="coerce", format="ISO8601")
     if stamps.isna().any():
         i = int(np.flatnonzero(stamps.isna().to_numpy())[0])
         raise FolderFormatError(f"{path}: {rows} {i + first_row}, time column: {times[i]!r} is not a date-time "
                                 "(expected ISO 8601 like 2024-03-04 08:05) or a step number")
     if len(stamps) == 1:
-        return (configured or 5), stamps.iloc[0].to_pydatetime()
+        if configured is None:
+            raise ask("a single time stamp")
+        return configured, stamps.iloc[0].to_pydatetime()
     minutes = np.diff(stamps.to_numpy().astype("datetime64[s]").astype(np.int64)) / 60.0
     step = float(configured) if configured is not None else minutes[0]
-    if step <= 0 or step != int(step):
+    off = np.flatnonzero((minutes != step) | (minutes <= 0))
+    if off.size and minutes[off[0]] <= 0:
+        i = int(off[0]) + 1
+        if minutes[i - 1] == 0:
+            raise FolderFormatError(f"{path}: duplicate timestamp {times[i]!r} at {rows} {i + first_row} (the "
+                                    "previous row has the same time); expected one row per time step, in order")
+        raise FolderFormatError(f"{path}: {rows} {i + first_row}: time {times[i]!r} is before the previous row "
+                                f"({times[i - 1]!r}); expected one row per time step, in order")
+    if step != int(step):
         raise FolderFormatError(f"{path}: {rows} {1 + first_row}: the first two time stamps are {minutes[0]:g} "
                                 "minutes apart; expected a positive whole number of minutes")
-    off = np.flatnonzero(minutes != step)
     if off.size:
         i = int(off[0]) + 1
         why = "configured" if configured is not None else "the first step"
