@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import math
 import shutil
 import warnings
@@ -474,3 +475,79 @@ def test_npz_without_time_needs_the_interval(tmp_path):
         load_folder(root)
     (root / "dataset.json").write_text('{"interval_minutes": 60}')
     assert load_folder(root).interval_minutes == 60
+
+
+# ------------------------------------------------------------------ null_value and empty sensors (issue 24 item 5)
+def counts_folder(root: Path, **kw) -> Path:
+    """Ten hourly steps of passenger counts at A, B, C; C counts nothing in the first 7 steps, B never."""
+    rows = ["time,A,B,C"] + [f"2024-01-01 {t:02d}:00,{t % 3},0,{0 if t < 7 else 4}" for t in range(10)]
+    return write_folder(root, "\n".join(rows) + "\n", **kw)
+
+
+def test_null_value_marking_most_readings_is_said_with_counts(tmp_path):
+    root = counts_folder(tmp_path / "c", edges="from,to\nA,B\nB,C\nC,A\n", config={"null_value": 0})
+    with pytest.warns(FolderNotice) as record:
+        ds = load_folder(root)
+    lines = [str(r.message) for r in record]
+    assert any(re.search(r"dataset.json: \"null_value\": 0 marks every reading equal to 0 as missing, and 70.0% of "
+                         r"the readings of readings.csv are \(21 of 30 cells\); if 0 is a real reading \(a count, "
+                         r"say\), remove \"null_value\"", m) for m in lines), lines
+    empty = [m for m in lines if "have no reading" in m]
+    assert len(empty) == 1 and re.search(
+        r"readings.csv: 2 of 3 sensors have no reading in the first 70% of the steps \(rows 0..6, the training "
+        r"split\): 'B', 'C'; training refuses them: drop them with drop_empty_sensors=True \(CLI: "
+        r"--drop-empty-sensors\); note that dataset.json's \"null_value\": 0 marks .* 70.0% of the readings are",
+        empty[0]), empty
+    assert ds.num_nodes == 3 and "dropped_sensors" not in ds.meta
+    with pytest.raises(ValueError, match="no reading in the training split"):
+        ds.prepare(t_in=1, t_out=1)  # steps 0..6 are its training split too
+    # without null_value the zeros are readings: nothing to say
+    (root / "dataset.json").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FolderNotice)
+        assert load_folder(root).observed.all()
+
+
+def test_drop_empty_sensors_drops_them_with_their_edges_and_says_which(tmp_path):
+    root = counts_folder(tmp_path / "c", edges="from,to,distance\nA,B,1\nB,C,1\nC,A,2\nA,C,2\nA,A,1\n",
+                         config={"null_value": 0}, locations="sensor_id,x,y\nA,0,0\nC,1000,0\n")  # no row for B
+    with pytest.warns(FolderNotice) as record:
+        ds = load_folder(root, drop_empty_sensors=True)
+    lines = [str(r.message) for r in record]
+    assert any(re.search(r"readings.csv: dropped 2 of 3 sensors without a reading in the first 70% of the steps "
+                         r"\(rows 0..6, the training split\) \(drop_empty_sensors=True\): 'B', 'C'", m) for m in lines)
+    assert any("edges.csv: left out 4 of 5 edges, those of the dropped sensors" in m for m in lines)
+    assert ds.sensor_id == ["A"] and ds.meta["dropped_sensors"] == ["B", "C"]
+    assert ds.edge_index.tolist() == [[0], [0]] and ds.pos.tolist() == [[0.0, 0.0]]
+    assert torch.equal(ds.series[:, 0, 0].isnan(), torch.tensor([t % 3 == 0 for t in range(10)]))
+    ds.prepare(t_in=1, t_out=1)  # the training split is fine now
+    # only B dropped when C has readings early; the graph is built on the kept sensors
+    rows = ["time,A,B,C"] + [f"2024-01-01 {t:02d}:00,{t + 1},0,{t + 2}" for t in range(10)]
+    root = write_folder(tmp_path / "k", "\n".join(rows) + "\n", edges=None, config={"null_value": 0},
+                        locations="sensor_id,x,y\nA,0,0\nB,5,5\nC,1000,0\n")
+    with pytest.warns(FolderNotice) as record:
+        ds = load_folder(root, drop_empty_sensors=True)
+    assert [str(r.message).split(": ", 1)[1][:26] for r in record] == ["dropped 1 of 3 sensors wit",
+                                                                      "built the graph knn:1 from"]
+    assert "2 directed edges between 2 sensors" in str(record[1].message)
+    assert ds.sensor_id == ["A", "C"] and ds.edge_index.tolist() == [[0, 1], [1, 0]]
+    assert ds.meta["dropped_sensors"] == ["B"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FolderNotice)
+        ds = load_folder(tmp_path / "k", drop_empty_sensors=True, graph="knn:1")
+    assert ds.meta["dropped_sensors"] == ["B"]
+    # nothing to drop: an empty list, and no notice about it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FolderNotice)
+        assert load_folder(EXAMPLE, drop_empty_sensors=True).meta["dropped_sensors"] == []
+
+
+def test_drop_empty_sensors_refuses_to_drop_everything(tmp_path):
+    root = write_folder(tmp_path / "z", "time,A,B\n2024-01-01 00:00,0,0\n2024-01-01 01:00,0,0\n",
+                        config={"null_value": 0})
+    with pytest.raises(FolderFormatError, match=r"readings.csv: no sensor has a reading in the first 70% of the steps "
+                                                r".*so none would be left; dataset.json's \"null_value\": 0 marks every "
+                                                r"reading equal to 0 as missing, and 100.0% of the readings are"):
+        load_folder(root, drop_empty_sensors=True)
+    with pytest.raises(ValueError, match="`drop_empty_sensors` must be True or False, got 'yes'"):
+        load_folder(root, drop_empty_sensors="yes")

@@ -91,7 +91,7 @@ class FolderNotice(UserWarning):
     """One line on what :func:`load_folder` did that the files did not spell out (e.g. edges dropped)."""
 
 
-def load_folder(path: "str | os.PathLike[str]", graph: Optional[str] = None,
+def load_folder(path: "str | os.PathLike[str]", graph: Optional[str] = None, drop_empty_sensors: bool = False,
                 weight_threshold: float = 0.1) -> SpatioTemporalDataset:
     """Loads a dataset folder (see the module documentation for its files).
 
@@ -103,6 +103,13 @@ def load_folder(path: "str | os.PathLike[str]", graph: Optional[str] = None,
             ``locations.csv``. It overrides the ``"graph"`` of ``dataset.json``.
             (default: :obj:`None`: ``dataset.json``'s ``"graph"``; else ``edges.csv`` if the
             folder has one; else ``knn:8`` (at most ``N - 1``) from ``locations.csv``)
+        drop_empty_sensors (bool, optional): Drop the sensors that have no reading (of
+            some feature) in the first 70 % of the steps, the chronological training share
+            of :meth:`~SpatioTemporalDataset.prepare`'s default split, which refuses such
+            sensors; their edges and locations go with them and a graph is built on the
+            rest. Which were dropped is said in a :class:`FolderNotice` and listed in
+            ``meta["dropped_sensors"]``. :obj:`False` only warns about them.
+            (default: :obj:`False`)
         weight_threshold (float, optional): Edges of ``edges.csv`` whose Gaussian-kernel
             weight (from their ``distance``) is below this are dropped, as in the DCRNN
             preprocessing; ``0`` keeps every edge. (default: :obj:`0.1`)
@@ -114,12 +121,15 @@ def load_folder(path: "str | os.PathLike[str]", graph: Optional[str] = None,
         ``meta["graph"]`` is the graph spec used (``"edges"``, ``"knn:K"``,
         ``"radius:KM"``) and ``meta["graph_source"]`` a phrase for a legend (e.g.
         ``"8 nearest neighbours (built from locations.csv)"``); ``meta["notices"]`` holds
-        the :class:`FolderNotice` lines (also issued as warnings).
+        the :class:`FolderNotice` lines (also issued as warnings). A ``null_value`` that
+        marks more than half of the readings as missing is said in a notice.
 
     Raises:
         FolderFormatError: naming the file, row and column of the first problem found.
         ValueError: when ``graph`` or ``weight_threshold`` is not valid.
     """
+    if not isinstance(drop_empty_sensors, bool):
+        raise ValueError(f"`drop_empty_sensors` must be True or False, got {drop_empty_sensors!r}")
     if isinstance(weight_threshold, bool) or not isinstance(weight_threshold, (int, float)) \
             or not 0.0 <= weight_threshold < 1.0:
         raise ValueError(f"`weight_threshold` must be a number in [0, 1), got {weight_threshold!r}")
@@ -142,6 +152,7 @@ def load_folder(path: "str | os.PathLike[str]", graph: Optional[str] = None,
     else:
         series, ids, times = _read_table(src, config.get("time_column"), null_value)
     interval, start = _interval(src, times, config.get("interval_minutes"), root / "dataset.json")
+    keep, dropped = _empty_sensors(src, root / "dataset.json", series, ids, null_value, drop_empty_sensors, notices)
     edges, loc = root / "edges.csv", root / "locations.csv"
     if spec_arg is not None:
         spec, origin, default = spec_arg, f"graph={graph!r}", False
@@ -151,9 +162,13 @@ def load_folder(path: "str | os.PathLike[str]", graph: Optional[str] = None,
         spec, origin, default = GraphSpec("edges"), "", True
     else:
         spec, origin, default = GraphSpec("knn", DEFAULT_KNN), "the default without edges.csv", True
-    coords, coord_kind = _read_locations(loc, ids, src.name) if loc.is_file() else (None, None)
+    coords, coord_kind = _read_locations(loc, ids, src.name, keep) if loc.is_file() else (None, None)
+    if coords is not None:
+        coords = coords[keep]
     pos = None if coords is None else torch.from_numpy(coords).float()
     meta: Dict[str, Any] = {"source": str(root)}
+    if drop_empty_sensors:
+        meta["dropped_sensors"] = dropped
     if coord_kind is not None:
         meta["coordinates"] = coord_kind
     if spec.kind == "edges":
@@ -161,7 +176,7 @@ def load_folder(path: "str | os.PathLike[str]", graph: Optional[str] = None,
             raise FolderFormatError(f"{edges}: missing; expected a CSV with columns from,to and optionally weight or "
                                     "distance" + (f" ({origin} asks for it)" if origin else
                                                   ", or a locations.csv to build the graph from"))
-        edge_index, edge_weight = _read_edges(edges, ids, src.name, float(weight_threshold), notices)
+        edge_index, edge_weight = _read_edges(edges, ids, src.name, float(weight_threshold), notices, keep)
         meta["graph"], meta["graph_source"] = "edges", "edges.csv"
     else:
         if coords is None:
@@ -172,7 +187,8 @@ def load_folder(path: "str | os.PathLike[str]", graph: Optional[str] = None,
     for line in notices:
         warnings.warn(line, FolderNotice, stacklevel=2)
     return SpatioTemporalDataset(
-        torch.from_numpy(series).float(), edge_index, edge_weight, pos=pos, sensor_id=ids,
+        torch.from_numpy(series[:, keep]).float(), edge_index, edge_weight, pos=pos,
+        sensor_id=[s for s, k in zip(ids, keep) if k],
         interval_minutes=interval, start=start, null_value=null_value,
         name=config.get("name", root.resolve().name), meta={**meta, "notices": list(notices)})
 
@@ -355,6 +371,52 @@ def _check_values(path: Path, values: np.ndarray, columns: Sequence[str], null_v
                                 "finite number")
 
 
+#: The chronological training share that :func:`_empty_sensors` looks at (``prepare``'s default split).
+TRAIN_SHARE = 0.7
+#: A ``null_value`` marking more than this share of the readings as missing is said in a notice.
+MOSTLY_MISSING = 0.5
+
+
+def _listing(names: Sequence[str], most: int = 10) -> str:
+    shown = ", ".join(repr(s) for s in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _empty_sensors(path: Path, config_path: Path, series: np.ndarray, ids: Sequence[str],
+                   null_value: Optional[float], drop: bool, notices: List[str]) -> Tuple[np.ndarray, List[str]]:
+    """``(keep [N] bool, dropped ids)``: sensors without a reading in the first :data:`TRAIN_SHARE` of the steps."""
+    T, N = series.shape[0], series.shape[1]
+    observed = ~np.isnan(series)
+    null_note = ""
+    if null_value is not None:
+        marked = series == null_value
+        observed &= ~marked
+        share = float(marked.mean())
+        if share > MOSTLY_MISSING:
+            null_note = (f"{config_path.name}'s \"null_value\": {null_value:g} marks every reading equal to "
+                         f"{null_value:g} as missing, and {share:.1%} of the readings are ({int(marked.sum()):,} of "
+                         f"{marked.size:,} cells)")
+            notices.append(f"{config_path}: \"null_value\": {null_value:g} marks every reading equal to "
+                           f"{null_value:g} as missing, and {share:.1%} of the readings of {path.name} are "
+                           f"({int(marked.sum()):,} of {marked.size:,} cells); if {null_value:g} is a real reading "
+                           "(a count, say), remove \"null_value\"")
+    train = max(1, int(TRAIN_SHARE * T))
+    empty = ~observed.reshape(T, N, -1)[:train].any(axis=0).all(axis=-1)
+    names = [ids[i] for i in np.flatnonzero(empty)]
+    where = f"the first {TRAIN_SHARE:.0%} of the steps (rows 0..{train - 1}, the training split)"
+    if names and drop and len(names) == N:
+        raise FolderFormatError(f"{path}: no sensor has a reading in {where}, so none would be left; "
+                                + (null_note + "; " if null_note else "") + "check the file and dataset.json")
+    if names and drop:
+        notices.append(f"{path}: dropped {len(names)} of {N} sensors without a reading in {where} "
+                       f"(drop_empty_sensors=True): {_listing(names)}")
+    elif names:
+        notices.append(f"{path}: {len(names)} of {N} sensors have no reading in {where}: {_listing(names)}; "
+                       "training refuses them: drop them with drop_empty_sensors=True (CLI: --drop-empty-sensors)"
+                       + (f"; note that {null_note}" if null_note else ""))
+    return (~empty if drop else np.ones(N, dtype=bool)), (names if drop else [])
+
+
 def _interval(path: Path, times: Sequence[Any], configured: Optional[int],
               config_path: Path) -> Tuple[int, Optional[datetime]]:
     """The sampling interval in minutes and the first time stamp, checked for regular steps."""
@@ -448,8 +510,8 @@ def _number(path: Path, line: int, column: str, text: str, what: str) -> float:
     return value
 
 
-def _read_edges(path: Path, ids: Sequence[str], readings: str, threshold: float,
-                notices: List[str]) -> Tuple[torch.Tensor, torch.Tensor]:
+def _read_edges(path: Path, ids: Sequence[str], readings: str, threshold: float, notices: List[str],
+                keep: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
     col, rows = _read_csv_rows(path, ("from", "to"), ("weight", "distance"))
     if "weight" in col and "distance" in col:
         raise FolderFormatError(f"{path}: line 1: both 'weight' and 'distance' columns; keep one")
@@ -484,12 +546,20 @@ def _read_edges(path: Path, ids: Sequence[str], readings: str, threshold: float,
         if value_col is not None:
             what = "a non-negative weight" if value_col == "weight" else "a non-negative distance"
             vals.append(_number(path, line, value_col, row[col[value_col]].strip(), what))
-    edge_index = torch.tensor([src, dst], dtype=torch.long).reshape(2, -1)
     if not src:
         notices.append(f"{path}: a header and no edges, so the graph has none: graph-based selectors (degree, "
                        "pagerank, betweenness) have nothing to rank by and graph convolutions see no neighbours; "
                        "list the edges, or build a graph from locations.csv with \"graph\": \"knn:8\" in "
                        "dataset.json (CLI: --graph knn:8)")
+    if not keep.all() and src:  # edges of dropped sensors go with them; the rest are relabelled
+        stay = [i for i, (a, b) in enumerate(zip(src, dst)) if keep[a] and keep[b]]
+        if len(stay) < len(src):
+            notices.append(f"{path}: left out {len(src) - len(stay)} of {len(src)} edges, those of the dropped sensors")
+        new = np.cumsum(keep) - 1
+        src, dst = [int(new[src[i]]) for i in stay], [int(new[dst[i]]) for i in stay]
+        lines, vals = [lines[i] for i in stay], [vals[i] for i in stay] if vals else vals
+        ids = [s for s, k in zip(ids, keep) if k]
+    edge_index = torch.tensor([src, dst], dtype=torch.long).reshape(2, -1)
     if value_col is None:
         return edge_index, torch.ones(len(src))
     v = np.asarray(vals, dtype=np.float64)
@@ -569,7 +639,8 @@ _LOCATIONS_EXPECTED = ("sensor_id,lat,lon (WGS84 degrees; also spelled latitude,
                        "(planar metres, e.g. UTM)")
 
 
-def _read_locations(path: Path, ids: Sequence[str], readings: str) -> Tuple[np.ndarray, str]:
+def _read_locations(path: Path, ids: Sequence[str], readings: str,
+                    needed: Optional[np.ndarray] = None) -> Tuple[np.ndarray, str]:
     """``locations.csv``: ``(coords [N, 2] float64, kind)``, ``(lon, lat)`` degrees (``"lonlat"``) or ``(x, y)`` metres (``"xy"``)."""
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
@@ -634,7 +705,8 @@ def _read_locations(path: Path, ids: Sequence[str], readings: str) -> Tuple[np.n
                                         f"[{-limit:g}, {limit:g}] degrees; planar coordinates in metres (e.g. UTM) "
                                         "go in columns x,y")
             coords[i, k] = value
-    absent = [ids[i] for i in np.flatnonzero(np.isnan(coords[:, 0]))]
+    lacking = np.isnan(coords[:, 0]) if needed is None else np.isnan(coords[:, 0]) & needed
+    absent = [ids[i] for i in np.flatnonzero(lacking)]
     if absent:
         raise FolderFormatError(f"{path}: no row for sensor {absent[0]!r}"
                                 f"{f' (and {len(absent) - 1} more)' if len(absent) > 1 else ''}; expected one "
