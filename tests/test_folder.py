@@ -551,3 +551,24 @@ def test_drop_empty_sensors_refuses_to_drop_everything(tmp_path):
         load_folder(root, drop_empty_sensors=True)
     with pytest.raises(ValueError, match="`drop_empty_sensors` must be True or False, got 'yes'"):
         load_folder(root, drop_empty_sensors="yes")
+
+
+# ------------------------------------------------------------------ ids that lost their leading zeros (issue 24 item 6)
+def test_ids_that_differ_by_leading_zeros_get_a_hint(tmp_path):
+    readings = "time,007,0100,23\n2024-01-01 00:00,1,2,3\n2024-01-01 00:10,3,4,5\n2024-01-01 00:20,5,6,7\n"
+    root = write_folder(tmp_path / "z", readings, edges="from,to\n007,0100\n0100,7\n")
+    with pytest.raises(FolderFormatError, match=r"edges.csv: line 3, column 'to': unknown sensor '7' \(not a sensor "
+                                                r"column of readings.csv\); readings.csv has '007', the same id up to "
+                                                r"leading zeros: a spreadsheet .* \(as text\)$"):
+        load_folder(root)
+    (root / "edges.csv").write_text("from,to\n0023,007\n")  # the other way round: zeros added
+    with pytest.raises(FolderFormatError, match=r"line 2, column 'from': unknown sensor '0023' .*readings.csv has '23'"):
+        load_folder(root)
+    (root / "edges.csv").write_text("from,to\n8,007\n")  # no near match: no hint
+    with pytest.raises(FolderFormatError, match=r"unknown sensor '8' \(not a sensor column of readings.csv\)$"):
+        load_folder(root)
+    (root / "edges.csv").write_text("from,to\n007,0100\n")
+    (root / "locations.csv").write_text("sensor_id,lat,lon\n7,1,1\n")
+    with pytest.raises(FolderFormatError, match=r"locations.csv: line 2, column 'sensor_id': unknown sensor '7' .*"
+                                                r"readings.csv has '007'"):
+        load_folder(root)

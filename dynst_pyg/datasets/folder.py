@@ -510,6 +510,22 @@ def _number(path: Path, line: int, column: str, text: str, what: str) -> float:
     return value
 
 
+def _strip_zeros(sid: str) -> str:
+    return sid.lstrip("0") or ("0" if sid else "")
+
+
+def _unknown_sensor(path: Path, line: int, column: str, sid: str, ids: Sequence[str],
+                    readings: str) -> FolderFormatError:
+    """The error for a sensor id not among the readings' columns, with a hint when only leading zeros differ."""
+    msg = f"{path}: line {line}, column {column!r}: unknown sensor {sid!r} (not a sensor column of {readings})"
+    key = _strip_zeros(sid)
+    match = next((s for s in ids if _strip_zeros(s) == key), None)
+    if match is not None:
+        msg += (f"; {readings} has {match!r}, the same id up to leading zeros: a spreadsheet or a number format "
+                "may have stripped them; write the ids the same way in both files (as text)")
+    return FolderFormatError(msg)
+
+
 def _read_edges(path: Path, ids: Sequence[str], readings: str, threshold: float, notices: List[str],
                 keep: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
     col, rows = _read_csv_rows(path, ("from", "to"), ("weight", "distance"))
@@ -532,8 +548,7 @@ def _read_edges(path: Path, ids: Sequence[str], readings: str, threshold: float,
         for name in ("from", "to"):
             sid = row[col[name]].strip()
             if sid not in index:
-                raise FolderFormatError(f"{path}: line {line}, column {name!r}: unknown sensor {sid!r} "
-                                        f"(not a sensor column of {readings})")
+                raise _unknown_sensor(path, line, name, sid, ids, readings)
             ends.append(index[sid])
         pair = (ends[0], ends[1])
         if pair in first_line:
@@ -681,8 +696,7 @@ def _read_locations(path: Path, ids: Sequence[str], readings: str,
                                     f"({','.join(raw)})")
         sid = row[col["sensor_id"]].strip()
         if sid not in index:
-            raise FolderFormatError(f"{path}: line {line}, column {raw[col['sensor_id']]!r}: unknown sensor {sid!r} "
-                                    f"(not a sensor column of {readings})")
+            raise _unknown_sensor(path, line, raw[col["sensor_id"]], sid, ids, readings)
         i = index[sid]
         if not np.isnan(coords[i, 0]):
             raise FolderFormatError(f"{path}: line {line}: sensor {sid!r} is listed twice")
