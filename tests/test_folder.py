@@ -572,3 +572,46 @@ def test_ids_that_differ_by_leading_zeros_get_a_hint(tmp_path):
     with pytest.raises(FolderFormatError, match=r"locations.csv: line 2, column 'sensor_id': unknown sensor '7' .*"
                                                 r"readings.csv has '007'"):
         load_folder(root)
+
+
+# ------------------------------------------------------------------ the format's README (issue 24 item 7)
+def readme_folders(tmp_path: Path) -> dict:
+    """The example folders of datasets/example/README.md, written from its code blocks."""
+    text = (EXAMPLE / "README.md").read_text()
+    out = {}
+    for part in re.split(r"<!-- folder: (\w+) -->", text)[1:]:
+        if part.isidentifier():
+            name = part
+            continue
+        section = part.split("\n### ")[0].split("\n## ")[0]
+        root = tmp_path / name
+        root.mkdir()
+        for fname, body in re.findall(r"`([\w.]+)`\n```\w*\n(.*?)```", section, flags=re.S):
+            (root / fname).write_text(body)
+        out[name] = root
+    return out
+
+
+def test_readme_examples_load_as_described(tmp_path):
+    folders = readme_folders(tmp_path)
+    assert sorted(folders) == ["bus", "road", "stations"]
+    for kind in ("road", "stations", "bus"):
+        assert (folders[kind] / "readings.csv").is_file() and (folders[kind] / "locations.csv").is_file()
+    road = load_folder(folders["road"])
+    assert road.meta["graph"] == "edges" and road.num_edges == 4 and road.meta["coordinates"] == "lonlat"
+    assert int((~road.observed).sum()) == 1
+    with pytest.warns(FolderNotice, match=r"built the graph radius:15 .*: 8 directed edges between 4 sensors "
+                                          r"\(every pair at most 15 km apart\); .*great-circle distances, sigma = 8.803 km"):
+        st_ = load_folder(folders["stations"])
+    assert not (folders["stations"] / "edges.csv").exists() and st_.meta["graph"] == "radius:15"
+    with pytest.warns(FolderNotice, match="built the graph knn:1"):
+        bus = load_folder(folders["bus"])
+    assert bus.sensor_id == ["0101", "0102", "0205"] and bus.meta["coordinates"] == "xy"
+    assert bus.interval_minutes == 15 and bus.observed.all() and bus.edge_index.tolist() == [[0, 1, 1, 2],
+                                                                                            [1, 0, 2, 1]]
+    (folders["bus"] / "dataset.json").write_text('{"name": "bus"}')  # without the interval: refused
+    with pytest.raises(FolderFormatError, match=r"add \"interval_minutes\""):
+        load_folder(folders["bus"])
+    readme = (EXAMPLE / "README.md").read_text()
+    for key in ("name", "interval_minutes", "null_value", "time_column", "graph"):  # every key has a row
+        assert f"| `{key}` |" in readme
