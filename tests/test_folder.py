@@ -443,7 +443,8 @@ TIME_ERRORS = [
     ("step,A,B\n0,1,2\n1,3,4\n2,5,6\n", None,
      r"readings.csv: the time column holds step numbers \('0', '1', ...\), not date-times, so the time between rows "
      r"is unknown; add \"interval_minutes\" to .*dataset.json \(e.g. \{\"interval_minutes\": 60\} for hourly"),
-    ("time,A,B\n2024-01-01 00:00,1,2\n", None, r"readings.csv: a single time stamp, so the time between rows is unknown"),
+    ("time,A,B\n2024-01-01 00:00,1,2\n", None,
+     r"readings.csv: a single time stamp, so the time between rows is unknown"),
     # a duplicated row is called a duplicate (it used to be "0 minutes after the previous row")
     (GOOD.replace("00:20", "00:10"), None,
      r"readings.csv: duplicate timestamp '2024-01-01 00:10' at line 4 \(the previous row has the same time\)"),
@@ -546,7 +547,8 @@ def test_drop_empty_sensors_refuses_to_drop_everything(tmp_path):
     root = write_folder(tmp_path / "z", "time,A,B\n2024-01-01 00:00,0,0\n2024-01-01 01:00,0,0\n",
                         config={"null_value": 0})
     with pytest.raises(FolderFormatError, match=r"readings.csv: no sensor has a reading in the first 70% of the steps "
-                                                r".*so none would be left; dataset.json's \"null_value\": 0 marks every "
+                                                r".*so none would be left; dataset.json's \"null_value\": 0 marks "
+                                                r"every "
                                                 r"reading equal to 0 as missing, and 100.0% of the readings are"):
         load_folder(root, drop_empty_sensors=True)
     with pytest.raises(ValueError, match="`drop_empty_sensors` must be True or False, got 'yes'"):
@@ -562,7 +564,8 @@ def test_ids_that_differ_by_leading_zeros_get_a_hint(tmp_path):
                                                 r"leading zeros: a spreadsheet .* \(as text\)$"):
         load_folder(root)
     (root / "edges.csv").write_text("from,to\n0023,007\n")  # the other way round: zeros added
-    with pytest.raises(FolderFormatError, match=r"line 2, column 'from': unknown sensor '0023' .*readings.csv has '23'"):
+    with pytest.raises(FolderFormatError,
+                       match=r"line 2, column 'from': unknown sensor '0023' .*readings.csv has '23'"):
         load_folder(root)
     (root / "edges.csv").write_text("from,to\n8,007\n")  # no near match: no hint
     with pytest.raises(FolderFormatError, match=r"unknown sensor '8' \(not a sensor column of readings.csv\)$"):
@@ -601,7 +604,8 @@ def test_readme_examples_load_as_described(tmp_path):
     assert road.meta["graph"] == "edges" and road.num_edges == 4 and road.meta["coordinates"] == "lonlat"
     assert int((~road.observed).sum()) == 1
     with pytest.warns(FolderNotice, match=r"built the graph radius:15 .*: 8 directed edges between 4 sensors "
-                                          r"\(every pair at most 15 km apart\); .*great-circle distances, sigma = 8.803 km"):
+                                          r"\(every pair at most 15 km apart\); .*great-circle distances, "
+                                          r"sigma = 8.803 km"):
         st_ = load_folder(folders["stations"])
     assert not (folders["stations"] / "edges.csv").exists() and st_.meta["graph"] == "radius:15"
     with pytest.warns(FolderNotice, match="built the graph knn:1"):

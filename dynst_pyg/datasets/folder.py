@@ -9,8 +9,8 @@ The folder holds
   ``readings.npz`` instead holds an array ``readings`` ``[T, N]`` or ``[T, N, F]`` and,
   optionally, ``sensor_id`` ``[N]`` and ``time`` ``[T]``; NaN is a missing reading there.
 * ``edges.csv`` (optional when ``locations.csv`` exists): one directed edge per row,
-  columns ``from,to`` (sensor ids) and
-  optionally ``weight`` (non-negative) or ``distance`` (non-negative, any one unit).
+  columns ``from,to`` (sensor ids) and optionally ``weight`` (non-negative, not all 0) or
+  ``distance`` (non-negative, any one unit).
   Distances become Gaussian-kernel weights ``exp(-(d / sigma)^2)`` with ``sigma`` the
   median of the positive distances (the median heuristic; see
   :mod:`~dynst_pyg.datasets.graph_build`), and edges whose weight is below
@@ -36,9 +36,12 @@ The folder holds
   ``geographic=(meta["coordinates"] == "lonlat")``). Distances between sensors are in km
   either way: great-circle (haversine) for degrees, Euclidean / 1000 for metres.
 * ``dataset.json`` (optional): ``{"name": ..., "interval_minutes": ..., "null_value": ...,
-  "time_column": ..., "graph": ...}``, all optional. ``null_value`` is the number that marks a missing
-  reading in the files besides empty cells / NaN (e.g. ``0`` in METR-LA-style data); every
-  missing reading ends up NaN in the series and False in ``dataset.observed``.
+  "time_column": ..., "graph": ...}``, all optional. ``null_value`` is the number that marks
+  a missing reading in the files besides empty cells / NaN (e.g. ``0`` in METR-LA-style
+  data; leave it out for counts, where 0 is a reading); every missing reading ends up NaN
+  in the series and False in ``dataset.observed``. A ``null_value`` that marks more than
+  half of the readings, and sensors without a reading in the first 70 % of the steps
+  (which training refuses; ``drop_empty_sensors=True`` drops them), are said in notices.
   ``interval_minutes`` is checked against date-time stamps, and required for step numbers
   (and for a ``readings.npz`` without ``time``): there is no default, since the interval
   decides what a time of day is.
@@ -54,6 +57,10 @@ The files are only read, never changed.
     from dynst_pyg.datasets.folder import load_folder
 
     ds = load_folder("datasets/example")       # SpatioTemporalDataset
+    ds = load_folder("my_stations", graph="knn:6", drop_empty_sensors=True)
+    print(ds.meta["graph_source"], ds.meta["dropped_sensors"])
+
+The format, file by file, with three example networks: ``datasets/example/README.md``.
 """
 
 from __future__ import annotations
@@ -137,7 +144,8 @@ def load_folder(path: "str | os.PathLike[str]", graph: Optional[str] = None, dro
     notices: List[str] = []
     root = Path(path)
     if not root.is_dir():
-        raise FolderFormatError(f"{root}: not a folder; expected a folder with readings.csv and edges.csv")
+        raise FolderFormatError(f"{root}: not a folder; expected a folder with readings.csv and edges.csv "
+                                "or locations.csv")
     config = _read_config(root / "dataset.json")
     null_value = config.get("null_value")
     readings = [root / f for f in READINGS_FILES if (root / f).is_file()]
@@ -656,7 +664,11 @@ _LOCATIONS_EXPECTED = ("sensor_id,lat,lon (WGS84 degrees; also spelled latitude,
 
 def _read_locations(path: Path, ids: Sequence[str], readings: str,
                     needed: Optional[np.ndarray] = None) -> Tuple[np.ndarray, str]:
-    """``locations.csv``: ``(coords [N, 2] float64, kind)``, ``(lon, lat)`` degrees (``"lonlat"``) or ``(x, y)`` metres (``"xy"``)."""
+    """``locations.csv``: ``(coords [N, 2] float64, kind)``.
+
+    ``kind`` is ``"lonlat"`` (``coords`` are ``(lon, lat)`` degrees) or ``"xy"`` (metres).
+    Only the sensors ``needed`` (default: all) must have a row.
+    """
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
     if not rows:
@@ -665,7 +677,8 @@ def _read_locations(path: Path, ids: Sequence[str], readings: str,
     head = [h.lower() for h in raw]
     unknown = [raw[i] for i, h in enumerate(head) if h not in LOCATION_COLUMNS]
     if unknown:
-        raise FolderFormatError(f"{path}: line 1: unknown column {unknown[0]!r}; expected columns {_LOCATIONS_EXPECTED}")
+        raise FolderFormatError(f"{path}: line 1: unknown column {unknown[0]!r}; expected columns "
+                                f"{_LOCATIONS_EXPECTED}")
     canon = [LOCATION_COLUMNS[h] for h in head]
     for j, c in enumerate(canon):
         if c in canon[:j]:
