@@ -619,3 +619,31 @@ def test_readme_examples_load_as_described(tmp_path):
     readme = (EXAMPLE / "README.md").read_text()
     for key in ("name", "interval_minutes", "null_value", "time_column", "graph"):  # every key has a row
         assert f"| `{key}` |" in readme
+
+
+# ------------------------------------------------------------------ end to end (issue 24: "done when")
+def planar_stations(root: Path, steps: int = 240, n: int = 8) -> Path:
+    """Hourly readings of ``n`` stations on a planar grid (metres), no edges.csv."""
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 5000, (n, 2)) + [500000.0, 6200000.0]
+    base = np.sin(np.arange(steps) * 2 * np.pi / 24)[:, None] * 10 + 50 + rng.normal(0, 1, (steps, n))
+    rows = ["time," + ",".join(f"P{i:02d}" for i in range(n))]
+    for t in range(steps):
+        stamp = datetime(2024, 1, 1) + __import__("datetime").timedelta(hours=t)
+        rows.append(stamp.strftime("%Y-%m-%d %H:%M") + "," + ",".join(f"{v:.2f}" for v in base[t]))
+    locs = "sensor_id,x,y\n" + "".join(f"P{i:02d},{x:.1f},{y:.1f}\n" for i, (x, y) in enumerate(xy))
+    return write_folder(root, "\n".join(rows) + "\n", edges=None, locations=locs)
+
+
+def test_prune_runs_end_to_end_on_coordinates_without_edges(tmp_path):
+    from dynst_pyg.cli import main
+
+    root = planar_stations(tmp_path / "stations")
+    out = tmp_path / "run"
+    with pytest.warns(FolderNotice, match="built the graph knn:7"):
+        code = main(["prune", "--data", str(root), "--selector", "degree", "--epochs", "1", "--warmup-epochs", "1",
+                     "--max-batches", "2", "--batch-size", "16", "--quiet", "--no-dense", "--device", "cpu",
+                     "--out", str(out)])
+    assert code == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["num_nodes"] == 8 and m["num_kept"] == 4 and math.isfinite(m["test"]["mae"])
