@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -25,7 +26,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     if args.data is not None:
         from .pipeline import load_run_dataset
 
-        ds = load_run_dataset(data=args.data)
+        ds = load_run_dataset(data=args.data, graph=args.graph, drop_empty_sensors=args.drop_empty_sensors)
         obs = float(ds.null_mask().float().mean())
         print(f"{args.data}: {ds!r}; observed share {obs:.3f}; coordinates {'yes' if ds.pos is not None else 'no'}")
         return 0
@@ -47,8 +48,15 @@ def add_datasets(sub) -> None:
 def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, metavar="DIR",
                    help="your own data: a folder with readings.csv (time column + one column per sensor; or .npz/"
-                        ".parquet), edges.csv (from,to[,weight|distance]), optional locations.csv and dataset.json "
-                        "(see datasets/example/); replaces --dataset")
+                        ".parquet), edges.csv (from,to[,weight|distance]) or locations.csv to build a graph from, "
+                        "optional dataset.json (see datasets/example/README.md); replaces --dataset")
+    p.add_argument("--graph", default=None, metavar="knn:K|radius:KM",
+                   help="--data: build the graph from locations.csv, each sensor to its K nearest or all pairs "
+                        "within KM km ('edges' insists on edges.csv); overrides dataset.json's \"graph\"; unset: "
+                        "edges.csv, else knn:8")
+    p.add_argument("--drop-empty-sensors", action="store_true",
+                   help="--data: drop sensors without a reading in the first 70%% of the steps (the training split); "
+                        "the report lists them")
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -67,7 +75,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
                    max_batches=args.max_batches, batch_size=args.batch_size,
                    device=str(device) if ctx.is_distributed else args.device, precision=args.precision,
                    costs=args.costs, regions=args.regions, cost_budget=args.cost_budget,
-                   min_per_region=args.min_per_region)
+                   min_per_region=args.min_per_region, graph=args.graph,
+                   drop_empty_sensors=args.drop_empty_sensors, time_features=args.time_features)
     if spec.sparsity is None and spec.budget is None and spec.cost_budget is None:
         spec.sparsity = 0.5
     try:
@@ -117,7 +126,10 @@ def add_prune(sub) -> None:
     p.add_argument("--profile", default="small", choices=["small", "reference"], help="backbone size")
     p.add_argument("--adaptive-topk", type=int, default=None, metavar="K",
                    help="gwnet: keep K entries per row of the adaptive adjacency (O(N K) support; large networks)")
-    p.add_argument("--selector", default="dynst-iterative", choices=SELECTOR_CHOICES, help="how sensors are chosen")
+    p.add_argument("--selector", default="dynst-iterative", choices=SELECTOR_CHOICES,
+                   help="how sensors are chosen (dynst = dynst-iterative)")
+    p.add_argument("--time-features", action="store_true",
+                   help="add time-of-day and day-of-week inputs (prepare(time_features=True))")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--sparsity", type=float, default=None,
                    help="fraction of sensors removed, in [0, 1) (0.5 unless --budget or --cost-budget is given)")
@@ -186,7 +198,8 @@ def cmd_map(args: argparse.Namespace) -> int:
     mask = SensorMask.load(args.mask)
     from .pipeline import load_run_dataset
 
-    ds = load_run_dataset(args.dataset, args.root, args.data, nodes=mask.num_nodes, seed=args.seed)
+    ds = load_run_dataset(args.dataset, args.root, args.data, nodes=mask.num_nodes, seed=args.seed, graph=args.graph,
+                          drop_empty_sensors=args.drop_empty_sensors)
     if ds.pos is None:
         raise ValueError(f"{args.data or args.dataset} has no sensor coordinates to draw"
                          + (": add locations.csv (sensor_id,lat,lon) to the folder" if args.data else ""))
@@ -233,7 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
 INPUT_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 
+def _format_warning(message, category, filename, lineno, line=None, _default=warnings.formatwarning) -> str:
+    """Notices of the folder loader (what it built or dropped) print as one line; other warnings as usual."""
+    if category.__name__ == "FolderNotice":
+        return f"dynst-pyg: note: {message}\n"
+    return _default(message, category, filename, lineno, line)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    warnings.formatwarning = _format_warning
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)

@@ -22,9 +22,11 @@ from .mask import SensorMask
 
 __all__ = ["RunSpec", "SELECTOR_CHOICES", "make_backbone", "load_run_dataset", "load_splits", "run_prune", "load_run", "evaluate_run"]
 
-#: Names accepted by ``--selector``.
-SELECTOR_CHOICES = ("dynst-oneshot", "dynst-iterative", "dynst-dropregrow", "random", "degree", "pagerank",
+#: Names accepted by ``--selector``; ``dynst`` is the default DynST schedule (see :data:`SELECTOR_ALIASES`).
+SELECTOR_CHOICES = ("dynst", "dynst-oneshot", "dynst-iterative", "dynst-dropregrow", "random", "degree", "pagerank",
                     "betweenness", "qr")
+#: Short selector names and the selector each stands for (the spec stores the long name).
+SELECTOR_ALIASES = {"dynst": "dynst-iterative"}
 
 
 @dataclass
@@ -56,6 +58,9 @@ class RunSpec:
     regions: Optional[str] = None
     cost_budget: Optional[float] = None
     min_per_region: Optional[int] = None
+    graph: Optional[str] = None
+    drop_empty_sensors: bool = False
+    time_features: bool = False
     extra: dict = field(default_factory=dict)
 
     def constraints(self, sensor_ids: list[str]):
@@ -84,6 +89,7 @@ class RunSpec:
         return p
 
     def validate(self) -> None:
+        self.selector = SELECTOR_ALIASES.get(self.selector, self.selector)
         if self.selector not in SELECTOR_CHOICES:
             raise ValueError(f"unknown selector {self.selector!r}; expected one of {', '.join(SELECTOR_CHOICES)}")
         if self.budget is None:
@@ -108,12 +114,18 @@ class RunSpec:
 
 
 def load_run_dataset(dataset: str = "synthetic", root: Optional[str] = None, data: Optional[str] = None,
-                     nodes: int = 100, steps: int = 2016, seed: int = 0):
-    """The dataset a command names: a folder of the user's files (``data``), else a dataset by name."""
+                     nodes: int = 100, steps: int = 2016, seed: int = 0, graph: Optional[str] = None,
+                     drop_empty_sensors: bool = False):
+    """The dataset a command names: a folder of the user's files (``data``), else a dataset by name.
+
+    ``graph`` and ``drop_empty_sensors`` go to :func:`~dynst_pyg.datasets.folder.load_folder`.
+    """
     if data is not None:
         from .datasets.folder import load_folder
 
-        return load_folder(data)
+        return load_folder(data, graph=graph, drop_empty_sensors=drop_empty_sensors)
+    if graph is not None or drop_empty_sensors:
+        raise ValueError("--graph and --drop-empty-sensors apply to --data DIR (your own folder) only")
     if dataset == "synthetic":
         return load_dataset("synthetic", num_nodes=nodes, num_steps=steps, redundant_fraction=0.3, seed=seed)
     return load_dataset(dataset, root=root)
@@ -123,8 +135,9 @@ def load_splits(spec: RunSpec) -> ForecastSplits:
     """The dataset of a run, windowed 12 -> 12 with its standard split."""
     from .datasets import SPLIT_RATIOS
 
-    ds = load_run_dataset(spec.dataset, spec.root, spec.data, spec.nodes, spec.steps, spec.seed)
-    return ds.prepare(ratios=SPLIT_RATIOS.get(ds.name, (0.7, 0.1, 0.2)))
+    ds = load_run_dataset(spec.dataset, spec.root, spec.data, spec.nodes, spec.steps, spec.seed, spec.graph,
+                          spec.drop_empty_sensors)
+    return ds.prepare(ratios=SPLIT_RATIOS.get(ds.name, (0.7, 0.1, 0.2)), time_features=spec.time_features)
 
 
 def make_backbone(name: str, num_nodes: int, in_features: int = 1, out_features: int = 1, t_in: int = 12,
@@ -249,7 +262,9 @@ def run_prune(spec: RunSpec, out: str | Path, dense_reference: bool = True, prog
                "test": result.test_metrics, "val": result.val_metrics, "dense_test": dense,
                "reference": ref, "dense_ms": d_ms, "pruned_ms": p_ms, "infer_speedup": speed,
                "train_seconds": seconds, "device": str(trainer.device), "processes": trainer.dist.world_size,
-               "constraints": _constraint_lines(constraints, mask)}
+               "constraints": _constraint_lines(constraints, mask),
+               "dropped_sensors": list(splits.dataset.meta.get("dropped_sensors", [])),
+               "data_notices": list(splits.dataset.meta.get("notices", []))}
     if trainer.dist.is_main:
         _write_run(out, spec, splits, result, summary, rows)
     trainer.dist.barrier()
@@ -324,6 +339,8 @@ def _write_report(out: Path, spec: RunSpec, s: dict, rows: list[dict]) -> None:
             f"Training time: {s['train_seconds']:.0f} s. Files: mask.json, model.pt, metrics.json, map.png."]
     if s.get("constraints"):
         text += ["", "## Constraints", "", *s["constraints"]]
+    if s.get("data_notices"):  # what the folder loader did: graph built, sensors dropped, ...
+        text += ["", "## Data", "", *(f"- {line}" for line in s["data_notices"])]
     (out / "report.md").write_text("\n".join(text) + "\n")
 
 

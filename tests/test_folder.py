@@ -635,15 +635,97 @@ def planar_stations(root: Path, steps: int = 240, n: int = 8) -> Path:
     return write_folder(root, "\n".join(rows) + "\n", edges=None, locations=locs)
 
 
-def test_prune_runs_end_to_end_on_coordinates_without_edges(tmp_path):
+def test_prune_runs_end_to_end_on_coordinates_without_edges(tmp_path, capsys):
     from dynst_pyg.cli import main
 
     root = planar_stations(tmp_path / "stations")
+    text = (root / "readings.csv").read_text().splitlines()  # station P03 never reads (cells left empty)
+    (root / "readings.csv").write_text("\n".join([text[0]] + [",".join(c if j != 4 else "" for j, c in
+                                                                        enumerate(r.split(","))) for r in text[1:]])
+                                       + "\n")
     out = tmp_path / "run"
-    with pytest.warns(FolderNotice, match="built the graph knn:7"):
+    with pytest.warns(FolderNotice) as record:
         code = main(["prune", "--data", str(root), "--selector", "degree", "--epochs", "1", "--warmup-epochs", "1",
                      "--max-batches", "2", "--batch-size", "16", "--quiet", "--no-dense", "--device", "cpu",
-                     "--out", str(out)])
+                     "--graph", "knn:3", "--drop-empty-sensors", "--time-features", "--out", str(out)])
     assert code == 0
+    assert any("dropped 1 of 8 sensors" in str(r.message) for r in record)
+    assert any("built the graph knn:3" in str(r.message) for r in record)
     m = json.loads((out / "metrics.json").read_text())
-    assert m["num_nodes"] == 8 and m["num_kept"] == 4 and math.isfinite(m["test"]["mae"])
+    assert m["num_nodes"] == 7 and m["num_kept"] == 4 and math.isfinite(m["test"]["mae"])
+    assert m["spec"]["graph"] == "knn:3" and m["spec"]["drop_empty_sensors"] and m["spec"]["time_features"]
+    assert m["dropped_sensors"] == ["P03"]
+    report = (out / "report.md").read_text()
+    assert "## Data" in report and "(drop_empty_sensors=True): 'P03'" in report and "built the graph knn:3" in report
+    capsys.readouterr()
+    with warnings.catch_warnings():  # evaluate rebuilds the same data (graph, dropped sensor, time inputs)
+        warnings.simplefilter("ignore", FolderNotice)
+        assert main(["evaluate", "--run", str(out), "--device", "cpu"]) == 0
+    assert f"mae {m['test']['mae']:.3f}" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ the CLI flags (issue 24 items 1, 4, 5, 6)
+def test_cli_flags_reach_the_loader_and_prepare(tmp_path, monkeypatch):
+    import dynst_pyg.pipeline as pipeline
+    from dynst_pyg.cli import main
+
+    specs = []
+
+    def fake_run_prune(spec, out, **kw):
+        specs.append(spec)
+        return {"processes": 1, "device": "cpu"}
+
+    monkeypatch.setattr(pipeline, "run_prune", fake_run_prune)
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "report.md").write_text("stub\n")
+    root = planar_stations(tmp_path / "s", steps=200, n=4)
+    assert main(["prune", "--data", str(root), "--graph", "radius:3", "--drop-empty-sensors", "--time-features",
+                 "--selector", "dynst", "--out", str(tmp_path / "o")]) == 0
+    assert main(["prune", "--data", str(root), "--out", str(tmp_path / "o")]) == 0
+    spec, plain = specs
+    assert (spec.graph, spec.drop_empty_sensors, spec.time_features) == ("radius:3", True, True)
+    assert (plain.graph, plain.drop_empty_sensors, plain.time_features) == (None, False, False)
+    spec.validate()
+    assert spec.selector == "dynst-iterative"  # `--selector dynst` is the default DynST schedule
+    with pytest.warns(FolderNotice, match="built the graph radius:3"):
+        splits = pipeline.load_splits(spec)
+    assert splits.time_features and splits.in_features == 3  # reading + time of day + day of week
+    assert splits.dataset.meta["graph"] == "radius:3" and splits.dataset.meta["dropped_sensors"] == []
+    with pytest.warns(FolderNotice, match="built the graph knn:3"):
+        assert not pipeline.load_splits(plain).time_features
+
+
+def test_cli_refusals_name_the_value_and_the_choices(tmp_path, capsys):
+    from dynst_pyg.cli import build_parser, main
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["prune", "--selector", "dynst-greedy"])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'dynst-greedy'" in err and "'dynst'" in err and "'dynst-iterative'" in err
+    from dynst_pyg.pipeline import RunSpec
+
+    with pytest.raises(ValueError, match=r"unknown selector 'oracle'; expected one of dynst, dynst-oneshot, "
+                                         r"dynst-iterative"):
+        RunSpec(selector="oracle").validate()
+    root = planar_stations(tmp_path / "s", steps=30, n=3)
+    assert main(["datasets", "--data", str(root), "--graph", "knn:x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(r"error: graph: 'knn:x' is not a graph spec \(K must be a positive integer\); "
+                                       r"expected 'edges' .*'knn:K' .*or 'radius:KM'", err[0]), err
+    assert main(["prune", "--graph", "knn:4", "--out", str(tmp_path / "x")]) == 2  # the synthetic default: no folder
+    assert "--graph and --drop-empty-sensors apply to --data DIR" in capsys.readouterr().err
+
+
+def test_cli_prints_each_notice_on_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    root = planar_stations(tmp_path / "s", steps=30, n=3)
+    env = {**__import__("os").environ, "PYTHONPATH": str(EXAMPLE.parents[1]), "OPENBLAS_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-m", "dynst_pyg", "datasets", "--data", str(root)], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.splitlines() == [res.stderr.strip()] and re.fullmatch(
+        r"dynst-pyg: note: .*locations.csv: built the graph knn:2 from the coordinates \(no edges.csv\): .*\n",
+        res.stderr), res.stderr
+    assert "sensors=3" in res.stdout
