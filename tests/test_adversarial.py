@@ -52,3 +52,43 @@ def test_a_trainer_with_a_sparsity_that_removes_nothing_stops_before_training():
     sp = prepare(synthetic_road_network(num_nodes=20, num_steps=300, seed=0))
     with pytest.raises(ValueError, match="removes none"):
         DynSTTrainer(lambda: GraphWaveNet(20, profile="small"), sp, DynSTConfig(sparsity=0.02, progress=False))
+
+
+# ---------------------------------------------------------------- map: which network, which coordinates
+def test_map_without_a_network_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["prune", *TINY, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["map", "--mask", str(out / "mask.json"), "--out", str(tmp_path / "m.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "give --data DIR or --dataset NAME" in err[0]
+    assert not (tmp_path / "m.png").exists()
+
+
+def test_map_of_a_mask_of_another_network_names_the_file(tmp_path, capsys):
+    ids = [f"a{i}" for i in range(20)]
+    SensorMask.from_bool(torch.arange(20) % 2 == 0, sensor_ids=ids).save(tmp_path / "other.json")
+    assert main(["map", "--mask", str(tmp_path / "other.json"), "--dataset", "synthetic",
+                 "--out", str(tmp_path / "m.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "other.json" in err[0] and "belongs to another network" in err[0]
+
+
+def test_a_planar_network_is_drawn_in_metres_with_its_graph_named():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from dynst_pyg.data import SpatioTemporalDataset
+    from dynst_pyg.viz import plot_sensor_map
+    from dynst_pyg.viz.geo import GID_SCALE
+
+    xy = torch.tensor([[500000.0, 6200000.0], [501000.0, 6200000.0], [500000.0, 6201500.0], [502000.0, 6202000.0]])
+    ds = SpatioTemporalDataset(torch.rand(50, 4), torch.tensor([[0, 1, 2], [1, 2, 3]]), pos=xy,
+                               meta={"coordinates": "xy", "graph_source": "2 nearest neighbours (built from "
+                                                                          "locations.csv)"})
+    fig, ax = plot_sensor_map(ds, SensorMask.from_bool(torch.tensor([True, False, True, True])))
+    assert ax.get_xlabel() == "x (m)" and ax.get_ylabel() == "y (m)"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("graph edge: 2 nearest neighbours") for t in labels), labels
+    bar = [a for a in ax.artists if a.get_gid() == GID_SCALE][0]
+    assert 0.1 <= bar.scale_km <= 1.0  # a fifth of a 2 km wide map, in km

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -29,7 +30,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     if args.data is not None:
         from .spec import load_run_dataset
 
-        ds = load_run_dataset(data=args.data)
+        ds = load_run_dataset(data=args.data, graph=args.graph, drop_empty_sensors=args.drop_empty_sensors)
         obs = float(ds.null_mask().float().mean())
         print(f"{args.data}: {ds!r}; observed share {obs:.3f}; coordinates {'yes' if ds.pos is not None else 'no'}")
         return 0
@@ -51,8 +52,15 @@ def add_datasets(sub) -> None:
 def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, metavar="DIR",
                    help="your own data: a folder with readings.csv (time column + one column per sensor; or .npz/"
-                        ".parquet), edges.csv (from,to[,weight|distance]), optional locations.csv and dataset.json "
-                        "(see datasets/example/); replaces --dataset")
+                        ".parquet), edges.csv (from,to[,weight|distance]) or locations.csv to build a graph from, "
+                        "optional dataset.json (see datasets/example/README.md); replaces --dataset")
+    p.add_argument("--graph", default=None, metavar="knn:K|radius:KM",
+                   help="--data: build the graph from locations.csv, each sensor to its K nearest or all pairs "
+                        "within KM km ('edges' insists on edges.csv); overrides dataset.json's \"graph\"; unset: "
+                        "edges.csv, else knn:8")
+    p.add_argument("--drop-empty-sensors", action="store_true",
+                   help="--data: drop sensors without a reading in the first 70%% of the steps (the training split); "
+                        "the report lists them")
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -73,7 +81,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
                    max_batches=args.max_batches, batch_size=args.batch_size,
                    device=str(device) if ctx.is_distributed else args.device, precision=args.precision,
                    costs=args.costs, regions=args.regions, cost_budget=args.cost_budget,
-                   min_per_region=args.min_per_region, protected=args.protected)
+                   min_per_region=args.min_per_region, protected=args.protected, graph=args.graph,
+                   drop_empty_sensors=args.drop_empty_sensors, time_features=args.time_features)
     if spec.sparsity is None and spec.budget is None and spec.cost_budget is None:
         spec.sparsity = 0.5
     try:
@@ -95,7 +104,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         print((Path(args.out) / "report.md").read_text())
         print(f"wrote {args.out}/: mask.json, model.pt, report.md, metrics.json, map.png, run.json "
               f"({s['processes']} process(es) on {s['device']})")
-        for line in s["warnings"]:
+        for line in s.get("warnings", []):
             print(line)
     return 0
 
@@ -117,7 +126,10 @@ def add_prune(sub) -> None:
     p.add_argument("--profile", default="small", choices=["small", "reference"], help="backbone size")
     p.add_argument("--adaptive-topk", type=int, default=None, metavar="K",
                    help="gwnet: keep K entries per row of the adaptive adjacency (O(N K) support; large networks)")
-    p.add_argument("--selector", default="dynst-iterative", choices=SELECTOR_CHOICES, help="how sensors are chosen")
+    p.add_argument("--selector", default="dynst-iterative", choices=SELECTOR_CHOICES,
+                   help="how sensors are chosen (dynst = dynst-iterative)")
+    p.add_argument("--time-features", action="store_true",
+                   help="add time-of-day and day-of-week inputs (prepare(time_features=True))")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--sparsity", type=float, default=None,
                    help="fraction of sensors removed, in [0, 1) (0.5 unless --budget or --cost-budget is given)")
@@ -191,14 +203,20 @@ def cmd_map(args: argparse.Namespace) -> int:
     mask = SensorMask.load(args.mask)
     from .spec import load_run_dataset
 
-    ds = load_run_dataset(args.dataset, args.root, args.data, nodes=mask.num_nodes, seed=args.seed)
+    if args.data is None and args.dataset is None:
+        raise ValueError("map needs the network the mask belongs to: give --data DIR or --dataset NAME")
+    ds = load_run_dataset(args.dataset, args.root, args.data, nodes=mask.num_nodes, seed=args.seed, graph=args.graph,
+                          drop_empty_sensors=args.drop_empty_sensors)
     if ds.pos is None:
         raise ValueError(f"{args.data or args.dataset} has no sensor coordinates to draw"
                          + (": add locations.csv (sensor_id,lat,lon) to the folder" if args.data else ""))
     scores = None
     if args.scores:
         scores = torch.tensor(json.loads(Path(args.scores).read_text()), dtype=torch.float32)
-    fig, _ = plot_sensor_map(ds, mask, scores=scores, title=args.title)
+    try:
+        fig, _ = plot_sensor_map(ds, mask, scores=scores, title=args.title)
+    except ValueError as exc:  # e.g. a mask of another network: name the file
+        raise ValueError(f"{args.mask}: {exc}") from None
     fig.savefig(args.out, dpi=120, bbox_inches="tight")
     plt.close(fig)
     print(f"wrote {args.out}")
@@ -209,7 +227,7 @@ def add_map(sub) -> None:
     p = sub.add_parser("map", help="draw a map of kept and pruned sensors from a mask file", formatter_class=_fmt(),
                        description="Sensors at their coordinates, kept vs pruned, coloured by importance.")
     p.add_argument("--mask", required=True, help="mask.json written by `dynst-pyg prune` or SensorMask.save")
-    p.add_argument("--dataset", default="los-loop", help="dataset whose coordinates to use")
+    p.add_argument("--dataset", default=None, help="dataset whose coordinates to use (or --data DIR)")
     _add_data(p)
     p.add_argument("--root", default=None, help="data root")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic dataset")
@@ -239,7 +257,15 @@ INPUT_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryE
                 RunFolderBusy)
 
 
+def _format_warning(message, category, filename, lineno, line=None, _default=warnings.formatwarning) -> str:
+    """Notices of the folder loader (what it built or dropped) print as one line; other warnings as usual."""
+    if category.__name__ == "FolderNotice":
+        return f"dynst-pyg: note: {message}\n"
+    return _default(message, category, filename, lineno, line)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    warnings.formatwarning = _format_warning
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)

@@ -106,7 +106,9 @@ def _run(spec: RunSpec, out: Path, dense_reference: bool, progress: bool, restar
                "infer_speedup": speed.ratio, "speedup": asdict(speed), "speedup_line": speed.line(),
                "train_seconds": seconds, "device": str(trainer.device), "processes": trainer.dist.world_size,
                "constraints": _constraint_lines(constraints, mask),
-               "planted": _planted(splits, mask), "warnings": _warnings(spec, result.test_metrics, dense, ref,
+               "planted": _planted(splits, mask),
+               "dropped_sensors": list(splits.dataset.meta.get("dropped_sensors", [])),
+               "data_notices": list(splits.dataset.meta.get("notices", [])), "warnings": _warnings(spec, result.test_metrics, dense, ref,
                                                                           horizons)}
     if trainer.dist.is_main:
         _write_run(out, spec, splits, result, summary, rows)
@@ -222,4 +224,6 @@ def _write_report(out: Path, spec: RunSpec, s: dict, rows: list[dict]) -> None:
              f"Training time: {s['train_seconds']:.0f} s. Files: mask.json, model.pt, metrics.json, map.png, run.json."]
     if s.get("constraints"):
         text += ["", "## Constraints", "", *s["constraints"]]
+    if s.get("data_notices"):
+        text += ["", "## Data", "", *(f"- {line}" for line in s["data_notices"])]
     atomic_write(out / "report.md", "\n".join(text) + "\n")

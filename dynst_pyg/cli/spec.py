@@ -16,11 +16,13 @@ from ..sampling import POLICIES
 from ..selection.constraints import SelectionConstraints
 from ..training.config import DynSTConfig
 
-__all__ = ["SELECTOR_CHOICES", "RunSpec", "read_sensor_ids", "load_run_dataset", "load_splits", "run_config", "backbone_factory"]
+__all__ = ["SELECTOR_CHOICES", "SELECTOR_ALIASES", "RunSpec", "read_sensor_ids", "load_run_dataset", "load_splits", "run_config", "backbone_factory"]
 
 #: Names accepted by ``--selector``.
-SELECTOR_CHOICES = ("dynst-oneshot", "dynst-iterative", "dynst-dropregrow", "random", "degree", "pagerank",
+SELECTOR_CHOICES = ("dynst", "dynst-oneshot", "dynst-iterative", "dynst-dropregrow", "random", "degree", "pagerank",
                     "betweenness", "qr")
+#: Shorter names ``--selector`` also accepts.
+SELECTOR_ALIASES = {"dynst": "dynst-iterative"}
 
 
 #: Configuration fields set by a ``prune`` flag of another name or spelling.
@@ -60,6 +62,9 @@ class RunSpec:
     cost_budget: Optional[float] = None
     min_per_region: Optional[int] = None
     protected: Optional[str] = None
+    graph: Optional[str] = None
+    drop_empty_sensors: bool = False
+    time_features: bool = False
     extra: dict = field(default_factory=dict)
 
     def constraints(self, sensor_ids: list[str]) -> Optional[SelectionConstraints]:
@@ -90,6 +95,7 @@ class RunSpec:
 
     def validate(self) -> None:
         """Checks what only the command line decides, then every setting of the run's :class:`DynSTConfig`."""
+        self.selector = SELECTOR_ALIASES.get(self.selector, self.selector)
         if self.selector not in SELECTOR_CHOICES:
             raise ValueError(f"unknown selector {self.selector!r}; expected one of {', '.join(SELECTOR_CHOICES)}")
         if self.budget is None and self.sparsity is None and self.cost_budget is None:
@@ -125,10 +131,13 @@ def read_sensor_ids(path: Path) -> list[str]:
 
 
 def load_run_dataset(dataset: str = "synthetic", root: Optional[str] = None, data: Optional[str] = None,
-                     nodes: int = 100, steps: int = 2016, seed: int = 0):
+                     nodes: int = 100, steps: int = 2016, seed: int = 0, graph: Optional[str] = None,
+                     drop_empty_sensors: bool = False):
     """The dataset a command names: a folder of the user's files (``data``), else a dataset by name."""
     if data is not None:
-        return load_folder(data)
+        return load_folder(data, graph=graph, drop_empty_sensors=drop_empty_sensors)
+    if graph is not None or drop_empty_sensors:
+        raise ValueError("--graph and --drop-empty-sensors apply to --data DIR (your own folder) only")
     if dataset == "synthetic":
         return load_dataset("synthetic", num_nodes=nodes, num_steps=steps, redundant_fraction=0.3, seed=seed)
     return load_dataset(dataset, root=root)
@@ -136,9 +145,11 @@ def load_run_dataset(dataset: str = "synthetic", root: Optional[str] = None, dat
 
 def load_splits(spec: RunSpec) -> ForecastSplits:
     """The dataset of a run, windowed 12 -> 12 with its standard split."""
-    ds = load_run_dataset(spec.dataset, spec.root, spec.data, spec.nodes, spec.steps, spec.seed)
+    ds = load_run_dataset(spec.dataset, spec.root, spec.data, spec.nodes, spec.steps, spec.seed, spec.graph,
+                          spec.drop_empty_sensors)
     # STID reads time of day / day of week from two appended input channels
-    return prepare(ds, ratios=SPLIT_RATIOS.get(ds.name, (0.7, 0.1, 0.2)), time_features=spec.backbone == "stid")
+    tf = spec.time_features or spec.backbone == "stid"
+    return prepare(ds, ratios=SPLIT_RATIOS.get(ds.name, (0.7, 0.1, 0.2)), time_features=tf)
 
 
 def run_config(spec: RunSpec, out: Optional[Path], constraints=None) -> DynSTConfig:

@@ -62,6 +62,7 @@ def check_observed(observed: Tensor, sensor_id: Sequence[str], feature_names: Se
     more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
     raise ValueError(
         f"{len(bad)} sensor(s) have no reading in {where}: {', '.join(parts)}{more}. Their inputs could only be "
-        "made up and their scaler statistics are undefined; remove them first, e.g. with "
+        "made up and their scaler statistics are undefined; remove them first: `--drop-empty-sensors` on the "
+        "command line (a --data folder), or in Python "
         f"`dataset.select_nodes(dataset.observed[:{observed.size(0)}].any(0).all(-1))`"
     )

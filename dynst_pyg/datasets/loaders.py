@@ -199,10 +199,24 @@ def dense_to_edges(adj: np.ndarray | Tensor, name: str = "adj") -> tuple[Tensor,
 
 
 def gaussian_kernel_edges(src: Sequence[int], dst: Sequence[int], dist: Sequence[float], num_nodes: int,
-                          threshold: float = 0.1, symmetric: bool = True) -> tuple[Tensor, Tensor]:
-    """DCRNN-style weights ``exp(-(d / sigma)^2)`` with ``sigma`` = std of the distances, below ``threshold`` dropped.
+                          threshold: float = 0.1, symmetric: bool = True,
+                          scale: str | float = "std") -> tuple[Tensor, Tensor]:
+    """Gaussian-kernel weights ``exp(-(d / sigma)^2)`` of distance rows, below ``threshold`` dropped.
 
+    The kernel is :func:`~dynst_pyg.datasets.graph_build.gaussian_kernel` (the one
+    implementation); a degenerate result (every weight ~0 or ~1) gives a warning.
     Duplicate (from, to) rows are merged (the first distance is kept).
+
+    Args:
+        src, dst (sequence of int): Edge ends, node indices ``0..num_nodes-1``.
+        dist (sequence of float): Non-negative distances, one per row.
+        num_nodes (int): Number of nodes.
+        threshold (float, optional): Weights below it are dropped. (default: :obj:`0.1`)
+        symmetric (bool, optional): Add the reverse of every row. (default: :obj:`True`)
+        scale (str or float, optional): ``sigma``: ``"std"`` (sample standard deviation of
+            the distances, DCRNN; what the PEMS04/08 and Aarhus loaders use),
+            ``"median"`` (median of the positive distances, scale-robust) or a number.
+            (default: :obj:`"std"`)
     """
     d = torch.as_tensor(np.asarray(dist, dtype=np.float64))
     s = torch.as_tensor(np.asarray(src, dtype=np.int64))
@@ -218,10 +232,16 @@ def gaussian_kernel_edges(src: Sequence[int], dst: Sequence[int], dist: Sequence
             seen.setdefault((b, a), x)
     pairs = torch.tensor(list(seen.keys()), dtype=torch.long).reshape(-1, 2)
     dd = torch.tensor(list(seen.values()), dtype=torch.float64)
-    sigma = float(dd.std()) if dd.numel() > 1 and float(dd.std()) > 0 else 1.0
-    w = torch.exp(-(dd / sigma) ** 2)
-    keep = w >= threshold
-    return pairs[keep].t().contiguous(), w[keep].to(torch.float32)
+    from .graph_build import gaussian_kernel
+
+    k = gaussian_kernel(dd.numpy(), scale=scale, threshold=threshold)
+    if k.problem is not None:
+        import warnings
+
+        warnings.warn(f"Gaussian-kernel edge weights (sigma = {k.sigma:.4g}, scale={scale!r}): {k.problem}",
+                      stacklevel=2)
+    keep = torch.from_numpy(k.keep)
+    return pairs[keep].t().contiguous(), torch.from_numpy(k.weight[k.keep]).to(torch.float32)
 
 
 def _read_locations(path: Path, header: bool) -> tuple[list[str], Tensor]:

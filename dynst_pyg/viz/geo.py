@@ -84,9 +84,9 @@ def _add_scale_bar(ax: Axes, pos: np.ndarray, geographic: bool) -> None:
         length_km = _nice_length(width * kx / 5.0)
         length = length_km / kx
         label = _format_km(length_km)
-    else:
+    else:  # planar coordinates in metres
         length = _nice_length(width / 5.0)
-        label = f"{length:g} units"
+        label = _format_km(length / 1000.0)
     y0, y1 = ax.get_ylim()
     bar_h = abs(y1 - y0) * 0.008
     box = AuxTransformBox(ax.transData)
@@ -99,5 +99,5 @@ def _add_scale_bar(ax: Axes, pos: np.ndarray, geographic: bool) -> None:
     anchored.patch.set_alpha(0.8)
     anchored.patch.set_edgecolor("none")
     anchored.set_gid(GID_SCALE)
-    anchored.scale_km = float(length_km) if geographic else None  # type: ignore[attr-defined]
+    anchored.scale_km = float(length_km) if geographic else float(length) / 1000.0  # type: ignore[attr-defined]
     ax.add_artist(anchored)

@@ -76,6 +76,7 @@ class _Network(NamedTuple):
     edge_index: Optional[np.ndarray]  # [2, E] int64, or None
     name: str                         # the dataset's name, "" when unknown
     sensor_ids: Optional[List[str]]   # one id per sensor, or None when unknown
+    meta: dict = {}                   # the dataset's meta (coordinates kind, graph source), empty if none
 
 
 def _ids_of(obj: Any, n: int) -> Optional[List[str]]:
@@ -118,15 +119,16 @@ def _resolve_graph(dataset_or_pos: PosLike, edge_index: Any) -> _Network:
     else:
         raise TypeError("'dataset_or_pos' must be a SpatioTemporalDataset, a PyG Data with 'pos', or an [N, 2] "
                         f"(lon, lat) tensor/array, got {type(dataset_or_pos).__name__}")
+    meta = dict(getattr(dataset_or_pos, "meta", None) or {}) if isinstance(dataset_or_pos, SpatioTemporalDataset) else {}
     if ei is None:
-        return _Network(pos, None, name, ids)
+        return _Network(pos, None, name, ids, meta)
     if not isinstance(ei, Tensor):
         try:
             ei = torch.as_tensor(np.asarray(ei))
         except (TypeError, ValueError, RuntimeError) as exc:
             raise TypeError(f"`edge_index` must be an integer tensor or array of shape [2, E]: {exc}") from None
     check_graph(ei, None, pos.shape[0])
-    return _Network(pos, ei.detach().cpu().to(torch.long).numpy(), name, ids)
+    return _Network(pos, ei.detach().cpu().to(torch.long).numpy(), name, ids, meta)
 
 
 def _check_same_network(smask: Optional[SensorMask], net: _Network) -> None:
@@ -187,6 +189,12 @@ def _edge_segments(pos: np.ndarray, ei: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------
 # public API
 # ----------------------------------------------------------------------------------------
+def _edge_label(net: _Network) -> str:
+    """What the map's legend calls an edge: where the graph came from."""
+    source = net.meta.get("graph_source")
+    return "road-graph edge" if not source or source == "edges.csv" else f"graph edge: {source}"
+
+
 def plot_sensor_map(
     dataset_or_pos: PosLike,
     mask: MaskLike = None,
@@ -204,7 +212,7 @@ def plot_sensor_map(
     scale_bar: bool = True,
     colorbar: bool = True,
     legend: bool = True,
-    geographic: bool = True,
+    geographic: Optional[bool] = None,
     score_label: str = "importance score",
     highlight: Optional[Union[Tensor, np.ndarray, Sequence[int]]] = None,
     highlight_label: str = "highlighted",
@@ -252,8 +260,9 @@ def plot_sensor_map(
         colorbar (bool, optional): Add a colour bar when there are scores. (default: :obj:`True`)
         legend (bool, optional): Add a legend. (default: :obj:`True`)
         geographic (bool, optional): Treat ``pos`` as (lon, lat) degrees (aspect
-            correction, km scale bar). Set to :obj:`False` for planar coordinates.
-            (default: :obj:`True`)
+            correction, km scale bar); :obj:`False` draws planar ``(x, y)`` metres with a
+            metric scale bar. (default: :obj:`None`: planar when the dataset's
+            ``meta["coordinates"]`` is ``"xy"``, else degrees)
         score_label (str, optional): Colour bar label. (default: :obj:`"importance score"`)
         highlight (LongTensor, optional): Sensors to ring in red (e.g. the planted redundant
             sensors of the synthetic data). (default: :obj:`None`)
@@ -282,6 +291,8 @@ def plot_sensor_map(
     kept, smask = _resolve_mask(mask, n)
     _check_same_network(smask, net)
     s = _resolve_scores(scores, smask, n)
+    if geographic is None:  # planar x, y metres when the dataset says so, else (lon, lat) degrees
+        geographic = net.meta.get("coordinates", "lonlat") != "xy"
     if geographic:
         _check_geographic(pos)
     if kept_size <= 0 or pruned_size <= 0:
@@ -306,7 +317,7 @@ def plot_sensor_map(
         if len(segs):
             lc = LineCollection(segs, colors=EDGE_COLOR, linewidths=0.6, zorder=1, gid=GID_EDGES)
             ax.add_collection(lc)
-            handles.append(Line2D([], [], color=EDGE_COLOR, linewidth=1.2, label=f"road-graph edge ({len(segs)})"))
+            handles.append(Line2D([], [], color=EDGE_COLOR, linewidth=1.2, label=f"{_edge_label(net)} ({len(segs)})"))
 
     pruned = ~kept
     n_kept, n_pruned = int(kept.sum()), int(pruned.sum())
@@ -352,8 +363,8 @@ def plot_sensor_map(
     ax.set_xlim(xmin - 0.04 * dx, xmax + 0.04 * dx)
     ax.set_ylim(ymin - 0.10 * dy, ymax + 0.04 * dy)
     ax.set_aspect(aspect, adjustable="box")
-    ax.set_xlabel("longitude (°)" if geographic else "x")
-    ax.set_ylabel("latitude (°)" if geographic else "y")
+    ax.set_xlabel("longitude (°)" if geographic else "x (m)")
+    ax.set_ylabel("latitude (°)" if geographic else "y (m)")
     ax.tick_params(labelsize=8)
     ax.ticklabel_format(useOffset=False, style="plain")
 
