@@ -13,7 +13,8 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from dynst_pyg.selection.constraints import GreedySelection, SelectionConstraints, constrained_top_k, top_k_mask
+from dynst_pyg.selection.constraints import SelectionConstraints
+from dynst_pyg.selection.rules import GreedySelection, constrained_top_k, top_k_mask
 
 
 def kept(mask):

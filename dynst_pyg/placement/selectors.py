@@ -30,9 +30,9 @@ from torch import Tensor
 
 from ..data.dataset import SpatioTemporalDataset
 from ..data.windows import ForecastSplits
-from ..selection.constraints import GreedySelection, SelectionConstraints, constrained_top_k, merge_protected
+from ..selection.constraints import SelectionConstraints
+from ..selection.rules import GreedySelection, constrained_top_k, merge_protected, num_to_keep
 from ..selection.mask import SensorMask
-from ..selection.schedules import num_to_keep
 
 __all__ = ["Selector", "NotFittedError", "RandomSelector", "DegreeSelector", "PageRankSelector",
            "BetweennessSelector", "QRSelector", "SELECTORS", "make_selector", "select_sensors", "training_snapshots"]

@@ -16,107 +16,30 @@ A count target ``K`` (a sparsity or a budget in sensors) applies on top: ``|S| <
 without a cost budget ``|S| = K``. Under a cost budget ``K`` is an upper bound; ``K = None``
 keeps as many sensors as the budget allows.
 
-The cheapest way to meet the region minima is found exactly: regions are disjoint, so it is
-the protected sensors plus, in every region, the cheapest sensors that are still missing. This
-is what makes the greedy rule of :class:`GreedySelection` safe: a sensor is only added when the
-protected sensors, the sensors added so far, the new one and the cheapest completion of the
-region minima still fit into both ``K`` and ``B``.
-
-Example:
-    >>> c = SelectionConstraints(costs=[1., 1., 5., 1.], cost_budget=3.0,
-    ...                          regions=["a", "a", "b", "b"], min_per_region=1)
-    >>> constrained_top_k(torch.tensor([.9, .8, .7, .1]), 3, c).tolist()
-    [True, True, False, True]
+:meth:`SelectionConstraints.cheapest_selection` finds the cheapest way to meet the region minima
+exactly; the selection rule itself lives in :mod:`dynst_pyg.selection.rules`.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["SelectionConstraints", "GreedySelection", "constrained_top_k", "merge_protected", "top_k_mask",
-           "CONSTRAINTS_FORMAT_VERSION"]
+from ._args import (COST_RTOL, BoolLike, bool_array, fits, fmt_cost, index_list, read_costs, read_minima,
+                    read_regions, selection_length)
+from .constraints_csv import read_constraint_files
+
+__all__ = ["SelectionConstraints", "CONSTRAINTS_FORMAT_VERSION", "COST_RTOL"]
 
 #: Version of the layout written by :meth:`SelectionConstraints.to_dict`.
 CONSTRAINTS_FORMAT_VERSION = 1
 
-#: Relative tolerance of every cost comparison (sums of floats).
-COST_RTOL = 1e-9
-
 PathLike = Union[str, "os.PathLike[str]"]
-BoolLike = Union[Tensor, np.ndarray, Sequence[bool]]
-
-
-def _fits(total: float, budget: float) -> bool:
-    return total <= budget + COST_RTOL * max(1.0, abs(budget))
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.6g}"
-
-
-def _as_index_list(value: Any, name: str) -> List[int]:
-    if isinstance(value, Tensor):
-        if value.dtype == torch.bool or value.is_floating_point() or value.dim() > 1:
-            raise TypeError(f"`{name}` must be a 1-D sequence of integer sensor indices, got a {value.dtype} tensor "
-                            f"of shape {tuple(value.shape)}")
-        value = value.reshape(-1).tolist()
-    elif isinstance(value, np.ndarray):
-        value = value.reshape(-1).tolist() if value.ndim <= 1 else value
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise TypeError(f"`{name}` must be a sequence of integer sensor indices, got {type(value).__name__}")
-    out = []
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"`{name}` must hold integer sensor indices, got {v!r}")
-        if int(v) < 0:
-            raise ValueError(f"`{name}` holds the negative sensor index {int(v)}")
-        out.append(int(v))
-    return sorted(set(out))
-
-
-def _as_bool(mask: Any, n: int, name: str) -> np.ndarray:
-    # anything with a ``bool_mask`` (a SensorMask) counts as its bool mask; no import of mask.py
-    if hasattr(mask, "bool_mask"):
-        mask = mask.bool_mask
-    if isinstance(mask, Tensor):
-        arr = mask.detach().cpu().numpy()
-    elif isinstance(mask, (np.ndarray, list, tuple)):
-        arr = np.asarray(mask)
-    else:
-        raise TypeError(f"`{name}` must be a bool tensor of shape [{n}] or a SensorMask, got {type(mask).__name__}")
-    if arr.dtype != np.bool_ or arr.shape != (n,):
-        raise ValueError(f"`{name}` must be a bool tensor of shape [{n}], got {arr.dtype} {tuple(arr.shape)}")
-    return arr.copy()
-
-
-def _length(mask: Any) -> int:
-    if hasattr(mask, "bool_mask"):
-        return int(mask.bool_mask.shape[0])
-    if isinstance(mask, (Tensor, np.ndarray)):
-        return int(mask.shape[0]) if mask.ndim else 0
-    return len(mask)
-
-
-def _as_scores(scores: Any, name: str = "scores") -> np.ndarray:
-    if isinstance(scores, Tensor):
-        arr = scores.detach().cpu().double().numpy()
-    else:
-        try:
-            arr = np.asarray(scores, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"`{name}` must be a 1-D tensor of numbers: {exc}") from None
-    if arr.ndim != 1:
-        raise ValueError(f"`{name}` must be 1-D with one value per sensor, got shape {tuple(arr.shape)}")
-    if np.isnan(arr).any():
-        raise ValueError(f"`{name}` contains NaN")
-    return arr
 
 
 class SelectionConstraints:
@@ -170,14 +93,14 @@ class SelectionConstraints:
 
         c = None
         if costs is not None:
-            c = self._check_costs(costs)
+            c = read_costs(costs)
             if n is not None and c.size != n:
                 raise ValueError(f"`costs` must have one cost per sensor (num_nodes={n}), got {c.size}")
             n = c.size
 
         labels_of: Optional[Tuple[str, ...]] = None
         if regions is not None:
-            labels_of = self._check_regions(regions)
+            labels_of = read_regions(regions)
             if n is not None and len(labels_of) != n:
                 what = "costs" if c is not None else "num_nodes"
                 raise ValueError(f"`regions` must have one label per sensor ({what} gives {n}), got {len(labels_of)}")
@@ -196,9 +119,9 @@ class SelectionConstraints:
         if min_per_region is not None:
             if labels_of is None:
                 raise ValueError("`min_per_region` needs `regions` (one region label per sensor)")
-            mpr = self._check_minima(min_per_region, set(labels_of))
+            mpr = read_minima(min_per_region, set(labels_of))
 
-        prot = _as_index_list(protected, "protected") if protected is not None else []
+        prot = index_list(protected, "protected") if protected is not None else []
         if n is not None and prot and prot[-1] >= n:
             raise ValueError(f"`protected` holds sensor {prot[-1]}, outside the valid range 0..{n - 1}")
 
@@ -229,69 +152,6 @@ class SelectionConstraints:
         self._check_feasible()
 
     # validation -----------------------------------------------------------------------
-    @staticmethod
-    def _check_costs(costs: Any) -> np.ndarray:
-        if isinstance(costs, Tensor):
-            if costs.dtype == torch.bool:
-                raise TypeError("`costs` must hold numbers, got a bool tensor")
-            arr = costs.detach().cpu().double().numpy().copy()
-        else:
-            if isinstance(costs, (str, bytes)):
-                raise TypeError("`costs` must be a sequence of numbers, got a str")
-            try:
-                arr = np.array(costs, dtype=np.float64)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"`costs` must be a sequence of numbers: {exc}") from None
-        if arr.ndim != 1 or arr.size == 0:
-            raise ValueError(f"`costs` must be 1-D with one cost per sensor, got shape {tuple(arr.shape)}")
-        bad = np.flatnonzero(~np.isfinite(arr))
-        if bad.size:
-            raise ValueError(f"`costs[{bad[0]}]` is {arr[bad[0]]}; every cost must be a finite number >= 0")
-        neg = np.flatnonzero(arr < 0)
-        if neg.size:
-            raise ValueError(f"`costs[{neg[0]}]` is {arr[neg[0]]}; every cost must be >= 0")
-        arr.setflags(write=False)
-        return arr
-
-    @staticmethod
-    def _check_regions(regions: Any) -> Tuple[str, ...]:
-        if isinstance(regions, Tensor):
-            regions = regions.reshape(-1).tolist()
-        elif isinstance(regions, np.ndarray):
-            regions = regions.reshape(-1).tolist()
-        if isinstance(regions, (str, bytes)) or not isinstance(regions, Iterable):
-            raise TypeError(f"`regions` must be a sequence of region labels, got {type(regions).__name__}")
-        out = []
-        for i, lab in enumerate(regions):
-            if isinstance(lab, bool) or not isinstance(lab, (str, int, np.integer)):
-                raise TypeError(f"`regions[{i}]` must be a str (or int) label, got {lab!r}")
-            s = str(lab)
-            if not s.strip():
-                raise ValueError(f"`regions[{i}]` is an empty label")
-            out.append(s)
-        if not out:
-            raise ValueError("`regions` is empty: it needs one label per sensor")
-        return tuple(out)
-
-    @staticmethod
-    def _check_minima(value: Any, known: set) -> Union[int, Dict[str, int]]:
-        def count(v: Any, where: str) -> int:
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < 0:
-                raise ValueError(f"`min_per_region`{where} must be an int >= 0, got {v!r}")
-            return int(v)
-
-        if isinstance(value, Mapping):
-            out: Dict[str, int] = {}
-            for key, v in value.items():
-                lab = str(key)
-                if lab not in known:
-                    raise ValueError(f"`min_per_region` names region {lab!r}, which no sensor belongs to "
-                                     f"(regions: {', '.join(repr(k) for k in sorted(known)[:8])}"
-                                     f"{' ...' if len(known) > 8 else ''})")
-                out[lab] = count(v, f"[{lab!r}]")
-            return out
-        return count(value, "")
-
     def _check_feasible(self) -> None:
         size = None
         if self._codes is not None:
@@ -303,16 +163,16 @@ class SelectionConstraints:
         if self._budget is None:
             return
         prot_cost = float(self._costs[list(self._protected)].sum()) if self._protected else 0.0
-        if not _fits(prot_cost, self._budget):
-            raise ValueError(f"protected sensors alone cost {_fmt(prot_cost)} > cost_budget {_fmt(self._budget)}")
+        if not fits(prot_cost, self._budget):
+            raise ValueError(f"protected sensors alone cost {fmt_cost(prot_cost)} > cost_budget {fmt_cost(self._budget)}")
         total = self.min_cost
-        if not self._protected and not self._minima.any() and not _fits(total, self._budget):
-            raise ValueError(f"cost_budget {_fmt(self._budget)} cannot pay for even the cheapest sensor "
-                             f"(cost {_fmt(total)}); a selection keeps at least one sensor")
-        if not _fits(total, self._budget):
-            raise ValueError(f"meeting min_per_region at the cheapest costs {_fmt(total)} (protected "
-                             f"{_fmt(prot_cost)} + region minima {_fmt(total - prot_cost)}) > cost_budget "
-                             f"{_fmt(self._budget)}")
+        if not self._protected and not self._minima.any() and not fits(total, self._budget):
+            raise ValueError(f"cost_budget {fmt_cost(self._budget)} cannot pay for even the cheapest sensor "
+                             f"(cost {fmt_cost(total)}); a selection keeps at least one sensor")
+        if not fits(total, self._budget):
+            raise ValueError(f"meeting min_per_region at the cheapest costs {fmt_cost(total)} (protected "
+                             f"{fmt_cost(prot_cost)} + region minima {fmt_cost(total - prot_cost)}) > cost_budget "
+                             f"{fmt_cost(self._budget)}")
 
     def check(self, num_nodes: int) -> "SelectionConstraints":
         """Checks the constraints against a network of :obj:`num_nodes` sensors; returns :obj:`self`.
@@ -426,6 +286,30 @@ class SelectionConstraints:
         have = np.bincount(self._codes[kept], minlength=len(self._labels))
         return np.maximum(self._minima - have, 0)
 
+    def _completion(self, kept: np.ndarray, pool: np.ndarray,
+                    costs: np.ndarray) -> Tuple[np.ndarray, List[Tuple[int, np.ndarray]], Optional[int]]:
+        """The cheapest completion of the kept bool array ``kept`` from the bool array ``pool``.
+
+        Returns the deficit per region, the pairs ``(region, indices)`` of the cheapest missing
+        sensors added per short region (cheapest first, ties: lower index), and, when nothing is
+        kept or missing, the cheapest pool sensor (a selection keeps at least one), else :obj:`None`.
+        """
+        d = self._deficits(kept)
+        picks = []
+        for j in np.flatnonzero(d):
+            cand = np.flatnonzero(pool & ~kept & (self._codes == j))
+            if cand.size < d[j]:
+                raise ValueError(f"region {self._labels[j]!r} needs {int(d[j])} more sensor(s) to reach its "
+                                 f"minimum {int(self._minima[j])}, but only {cand.size} candidate(s) are left")
+            picks.append((int(j), cand[np.argsort(costs[cand], kind="stable")[: d[j]]]))
+        extra = None
+        if not kept.any() and not d.any():
+            cand = np.flatnonzero(pool)
+            if cand.size == 0:
+                raise ValueError("no candidate sensor is left to keep")
+            extra = int(cand[np.argmin(costs[cand])])
+        return d, picks, extra
+
     def cheapest_selection(self, candidates: Optional[BoolLike] = None, num_nodes: Optional[int] = None) -> Tensor:
         """The cheapest selection meeting the protected sensors and the region minima.
 
@@ -447,20 +331,13 @@ class SelectionConstraints:
             n = candidates.numel() if isinstance(candidates, Tensor) else self._min_n()
         self.check(n)
         keep = self._protected_mask(n)
-        cand = np.ones(n, dtype=bool) if candidates is None else _as_bool(candidates, n, "candidates")
-        d = self._deficits(keep)
+        cand = np.ones(n, dtype=bool) if candidates is None else bool_array(candidates, n, "candidates")
         costs = self._costs if self._costs is not None else np.zeros(n)
-        for j in np.flatnonzero(d):
-            pool = np.flatnonzero(cand & ~keep & (self._codes == j))
-            if pool.size < d[j]:
-                raise ValueError(f"region {self._labels[j]!r} needs {int(d[j])} more sensor(s) to reach its "
-                                 f"minimum {int(self._minima[j])}, but only {pool.size} candidate(s) are left")
-            keep[pool[np.argsort(costs[pool], kind="stable")[: d[j]]]] = True
-        if not keep.any():
-            pool = np.flatnonzero(cand)
-            if pool.size == 0:
-                raise ValueError("no candidate sensor is left to keep")
-            keep[pool[np.argmin(costs[pool])]] = True
+        _, picks, extra = self._completion(keep, cand, costs)
+        for _, idx in picks:
+            keep[idx] = True
+        if extra is not None:
+            keep[extra] = True
         return torch.from_numpy(keep)
 
     # checking selections -----------------------------------------------------------
@@ -468,7 +345,7 @@ class SelectionConstraints:
         """Total cost of the kept sensors (a bool mask ``[N]`` or a SensorMask), or :obj:`None` without costs."""
         if self._costs is None:
             return None
-        k = _as_bool(keep, self._costs.size, "keep")
+        k = bool_array(keep, self._costs.size, "keep")
         return float(self._costs[k].sum())
 
     def violations(self, keep: BoolLike) -> List[str]:
@@ -477,9 +354,9 @@ class SelectionConstraints:
         Args:
             keep (BoolTensor or SensorMask): Kept sensors, shape ``[N]``.
         """
-        n = self._n if self._n is not None else _length(keep)
+        n = self._n if self._n is not None else selection_length(keep)
         self.check(n)
-        k = _as_bool(keep, n, "keep")
+        k = bool_array(keep, n, "keep")
         out = []
         if not k.any():
             out.append("no sensor is kept")
@@ -494,8 +371,8 @@ class SelectionConstraints:
                                f"{int(self._minima[j])}")
         if self._budget is not None:
             total = float(self._costs[k].sum())
-            if not _fits(total, self._budget):
-                out.append(f"kept cost {_fmt(total)} exceeds cost_budget {_fmt(self._budget)}")
+            if not fits(total, self._budget):
+                out.append(f"kept cost {fmt_cost(total)} exceeds cost_budget {fmt_cost(self._budget)}")
         return out
 
     def is_satisfied(self, keep: BoolLike) -> bool:
@@ -563,28 +440,8 @@ class SelectionConstraints:
             ValueError: one line naming the file, the row and what was expected (a bad header,
                 an unknown or duplicate sensor id, a bad number, missing sensors).
         """
-        if isinstance(sensor_ids, (str, bytes)) or not isinstance(sensor_ids, Iterable):
-            raise TypeError(f"`sensor_ids` must be a sequence of str, got {type(sensor_ids).__name__}")
-        ids = [str(s) for s in sensor_ids]
-        lookup = {sid: i for i, sid in enumerate(ids)}
-        if len(lookup) != len(ids):
-            raise ValueError("`sensor_ids` must be unique")
-        cost_values = None
-        if costs is not None:
-            cost_values = _read_keyed_csv(costs, "cost", lookup, _parse_cost)
-        region_values = None
-        if regions is not None:
-            region_values = _read_keyed_csv(regions, "region", lookup, _parse_region)
-        prot = None
-        if protected_ids is not None:
-            if isinstance(protected_ids, (str, bytes)):
-                raise TypeError("`protected_ids` must be a sequence of sensor ids, got a single str")
-            unknown = [str(p) for p in protected_ids if str(p) not in lookup]
-            if unknown:
-                raise ValueError(f"`protected_ids` holds unknown sensor id(s) {unknown[:5]}")
-            prot = [lookup[str(p)] for p in protected_ids]
-        return cls(costs=cost_values, cost_budget=cost_budget, regions=region_values,
-                   min_per_region=min_per_region, protected=prot, num_nodes=len(ids))
+        kwargs = read_constraint_files(sensor_ids, costs, regions, protected_ids)
+        return cls(cost_budget=cost_budget, min_per_region=min_per_region, **kwargs)
 
     # dunder ---------------------------------------------------------------------------
     def __eq__(self, other: object) -> bool:
@@ -602,7 +459,7 @@ class SelectionConstraints:
         if self._costs is not None:
             parts.append(f"costs=({self._costs.size} values)")
         if self._budget is not None:
-            parts.append(f"cost_budget={_fmt(self._budget)}")
+            parts.append(f"cost_budget={fmt_cost(self._budget)}")
         if self._regions is not None:
             parts.append(f"regions=({len(self._labels)} labels)")
         if self._min is not None:
@@ -614,353 +471,3 @@ class SelectionConstraints:
 
 def _rebuild(obj: Dict[str, Any]) -> SelectionConstraints:
     return SelectionConstraints.from_dict(obj)
-
-
-def _parse_cost(text: str) -> float:
-    v = float(text)  # ValueError -> reported by the caller
-    if not math.isfinite(v) or v < 0:
-        raise ValueError
-    return v
-
-
-def _parse_region(text: str) -> str:
-    if not text.strip():
-        raise ValueError
-    return text.strip()
-
-
-def _read_keyed_csv(path: PathLike, column: str, lookup: Dict[str, int], parse) -> list:
-    p = os.fspath(path)
-    if not os.path.isfile(p):
-        raise FileNotFoundError(f"{column}s file not found: {p!r}")
-    expected = {"cost": "a finite number >= 0", "region": "a non-empty region label"}[column]
-    values: List[Any] = [None] * len(lookup)
-    first_row: Dict[str, int] = {}
-    with open(p, "r", encoding="utf-8-sig", newline="") as fh:
-        rows = csv.reader(fh)
-        header = next(rows, None)
-        if header is None or [h.strip().lower() for h in header] != ["sensor_id", column]:
-            got = "an empty file" if header is None else repr(",".join(header))
-            raise ValueError(f"{p}: row 1: expected the header 'sensor_id,{column}', got {got}")
-        for r, row in enumerate(rows, start=2):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if len(row) != 2:
-                raise ValueError(f"{p}: row {r}: expected 2 columns 'sensor_id,{column}', got {len(row)}")
-            sid, raw = row[0].strip(), row[1]
-            if sid not in lookup:
-                raise ValueError(f"{p}: row {r}: unknown sensor id {sid!r} (not one of the {len(lookup)} sensor "
-                                 f"ids of the data)")
-            if sid in first_row:
-                raise ValueError(f"{p}: row {r}: duplicate sensor id {sid!r} (first given on row {first_row[sid]})")
-            first_row[sid] = r
-            try:
-                values[lookup[sid]] = parse(raw)
-            except ValueError:
-                raise ValueError(f"{p}: row {r}: expected {expected} for sensor {sid!r}, got {raw!r}") from None
-    missing = [sid for sid, i in lookup.items() if values[i] is None]
-    if missing:
-        shown = ", ".join(repr(m) for m in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise ValueError(f"{p}: missing {len(missing)} of {len(lookup)} sensors ({shown}); every sensor needs a row")
-    return values
-
-
-# ----------------------------------------------------------------------------------------
-# selection
-# ----------------------------------------------------------------------------------------
-def top_k_mask(scores: Tensor, k: int, candidates: Optional[Tensor] = None,
-               forced: Optional[Tensor] = None) -> Tensor:
-    """Bool mask of the ``k`` best ``scores`` among ``candidates`` (ties: lower index wins), plus ``forced``.
-
-    ``forced`` sensors count towards ``k``; if there are more forced sensors than ``k``,
-    all forced sensors are kept.
-    """
-    n = scores.numel()
-    if torch.isnan(scores).any():
-        raise ValueError("`scores` contains NaN")
-    cand = torch.ones(n, dtype=torch.bool) if candidates is None else candidates.clone()
-    out = torch.zeros(n, dtype=torch.bool) if forced is None else forced.clone()
-    cand &= ~out
-    need = k - int(out.sum())
-    if need > 0:
-        idx = cand.nonzero().view(-1)
-        # stable sort on -score keeps the lower index first among ties
-        order = torch.sort(-scores[idx].double(), stable=True).indices[:need]
-        out[idx[order]] = True
-    return out
-
-
-class GreedySelection:
-    r"""Builds a selection one sensor at a time without ever losing feasibility.
-
-    The state is the kept set ``S`` (protected and :obj:`forced` sensors from the start).
-    A sensor ``i`` is *admissible* when adding it still leaves a way to satisfy every
-    rule: with ``D`` the sensors still missing for the region minima and ``M`` the cheapest
-    completion of those minima (without ``i``),
-
-    * the count: ``|S| + 1 + D' <= K`` (``D' = D - 1`` when ``i`` fills a missing place);
-    * the cost: ``cost(S) + c_i + M' <= B``.
-
-    Admissibility only ever shrinks as sensors are added, so walking down any ranking and
-    adding each admissible sensor gives the same set as repeatedly adding the best
-    admissible one. When nothing is admissible any more (or ``|S| = K``) every region
-    minimum is met.
-
-    Args:
-        constraints (SelectionConstraints, optional): The rules (default: none).
-        num_nodes (int): Number of sensors ``N``.
-        k (int, optional): Most sensors kept ``K``; :obj:`None` = no count limit. (default: :obj:`None`)
-        candidates (BoolTensor, optional): Sensors that may be added, ``[N]`` (default: all).
-        forced (BoolTensor, optional): Sensors kept from the start besides the protected ones,
-            ``[N]`` (default: none).
-
-    Raises:
-        ValueError: if the rules cannot be met within :obj:`k`, the budget and the candidates.
-    """
-
-    def __init__(self, constraints: Optional[SelectionConstraints], num_nodes: int, k: Optional[int] = None,
-                 candidates: Optional[BoolLike] = None, forced: Optional[BoolLike] = None) -> None:
-        c = constraints if constraints is not None else SelectionConstraints()
-        if not isinstance(c, SelectionConstraints):
-            raise TypeError(f"`constraints` must be SelectionConstraints, got {type(c).__name__}")
-        n = int(num_nodes)
-        c.check(n)
-        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
-            raise ValueError(f"`k` must be a positive int or None, got {k!r}")
-        self._n = n
-        self._k = n if k is None else min(int(k), n)
-        self._costs = c._costs if c._costs is not None else np.zeros(n)
-        self._budget = c._budget if c._budget is not None else math.inf
-        self._codes = c._codes
-        self._minima = c._minima
-        self._labels = c._labels
-        self._constraints = c
-        kept = c._protected_mask(n)
-        n_prot = int(kept.sum())
-        if forced is not None:
-            kept |= _as_bool(forced, n, "forced")
-        self._kept = kept
-        self._pool = (np.ones(n, dtype=bool) if candidates is None else _as_bool(candidates, n, "candidates")) & ~kept
-        self._cache: Optional[np.ndarray] = None
-        self._check_start(n_prot)
-
-    def _completion(self) -> Tuple[np.ndarray, np.ndarray, float, bool]:
-        """Deficit per region, the cost of the d-th cheapest pool sensor per region, the cost of the
-        cheapest completion, and whether the selection is still empty with nothing else required
-        (then one sensor, any, is missing)."""
-        d = np.zeros(0, dtype=np.int64)
-        tau = np.zeros(0)
-        total = 0.0
-        if self._codes is not None:
-            d = np.maximum(self._minima - np.bincount(self._codes[self._kept], minlength=len(self._labels)), 0)
-            tau = np.full(len(self._labels), math.inf)
-            for j in np.flatnonzero(d):
-                cs = np.sort(self._costs[self._pool & (self._codes == j)])
-                if cs.size < d[j]:
-                    raise ValueError(f"region {self._labels[j]!r} needs {int(d[j])} more sensor(s) to reach its "
-                                     f"minimum {int(self._minima[j])}, but only {cs.size} candidate(s) are left")
-                total += float(cs[: d[j]].sum())
-                tau[j] = cs[d[j] - 1]
-        empty = not self._kept.any() and not d.any()
-        if empty:
-            if not self._pool.any():
-                raise ValueError("no candidate sensor is left to keep")
-            total = float(self._costs[self._pool].min())
-        return d, tau, total, empty
-
-    def _check_start(self, n_prot: int) -> None:
-        count = int(self._kept.sum())
-        who = "protected" if count == n_prot else "protected and forced"
-        d, _, completion, empty = self._completion()
-        need = count + int(d.sum()) + int(empty)
-        if need > self._k:
-            raise ValueError(f"a target of k={self._k} kept sensors is below the {need} the constraints need "
-                             f"({count} {who} + {int(d.sum())} to meet min_per_region)")
-        kept_cost = float(self._costs[self._kept].sum())
-        if not _fits(kept_cost, self._budget):
-            raise ValueError(f"{who} sensors alone cost {_fmt(kept_cost)} > cost_budget {_fmt(self._budget)}")
-        if empty and not _fits(completion, self._budget):
-            raise ValueError(f"cost_budget {_fmt(self._budget)} cannot pay for even the cheapest candidate sensor "
-                             f"(cost {_fmt(completion)}); a selection keeps at least one sensor")
-        if not _fits(kept_cost + completion, self._budget):
-            raise ValueError(f"meeting min_per_region at the cheapest costs {_fmt(kept_cost + completion)} "
-                             f"({who} {_fmt(kept_cost)} + region minima {_fmt(completion)}) > cost_budget "
-                             f"{_fmt(self._budget)}")
-
-    @property
-    def kept(self) -> Tensor:
-        """The kept sensors so far, BoolTensor ``[N]`` (a copy)."""
-        return torch.from_numpy(self._kept.copy())
-
-    @property
-    def num_kept(self) -> int:
-        """Number of kept sensors so far."""
-        return int(self._kept.sum())
-
-    @property
-    def kept_cost(self) -> float:
-        """Total cost of the kept sensors so far (``0.0`` without costs)."""
-        return float(self._costs[self._kept].sum())
-
-    def admissible(self) -> Tensor:
-        """BoolTensor ``[N]`` of the sensors that may be added now."""
-        return torch.from_numpy(self._admissible().copy())
-
-    def _admissible(self) -> np.ndarray:
-        if self._cache is not None:
-            return self._cache
-        count = int(self._kept.sum())
-        if count >= self._k:
-            adm = np.zeros(self._n, dtype=bool)
-        else:
-            d, tau, completion, empty = self._completion()
-            slack = self._budget - float(self._costs[self._kept].sum()) - completion
-            tol = COST_RTOL * max(1.0, abs(self._budget)) if math.isfinite(self._budget) else 0.0
-            if empty:  # any sensor fills the one place that must be filled
-                fills = np.ones(self._n, dtype=bool)
-                increase = np.maximum(self._costs - completion, 0.0)
-            elif self._codes is not None and d.any():
-                fills = d[self._codes] > 0
-                increase = np.where(fills, np.maximum(self._costs - tau[self._codes], 0.0), self._costs)
-            else:
-                fills = np.zeros(self._n, dtype=bool)
-                increase = self._costs
-            room = (self._k - count - 1) >= int(d.sum())
-            adm = self._pool & (fills | room) & (increase <= slack + tol)
-        self._cache = adm
-        return adm
-
-    def can_add(self, i: int) -> bool:
-        """Whether sensor :obj:`i` is admissible now."""
-        return bool(self._admissible()[int(i)])
-
-    def add(self, i: int) -> None:
-        """Adds sensor :obj:`i`; raises :class:`ValueError` if it is not admissible."""
-        i = int(i)
-        if not 0 <= i < self._n:
-            raise ValueError(f"sensor index {i} is outside 0..{self._n - 1}")
-        if not self.can_add(i):
-            raise ValueError(f"sensor {i} cannot be added without breaking the constraints (or it is not a "
-                             f"candidate, already kept, or k is reached)")
-        self._kept[i] = True
-        self._pool[i] = False
-        self._cache = None
-
-    def extend(self, order: Iterable[int]) -> "GreedySelection":
-        """Walks :obj:`order` once, adding each sensor that is admissible when reached; returns :obj:`self`."""
-        for i in order:
-            if int(self._kept.sum()) >= self._k:
-                break
-            if self._admissible()[int(i)]:
-                self.add(int(i))
-        return self
-
-
-_RULES = ("auto", "score", "ratio")
-
-
-def _has_limits(c: Optional[SelectionConstraints]) -> bool:
-    return c is not None and (c.cost_budget is not None or bool(c._minima.any()))
-
-
-def constrained_top_k(
-    scores: Tensor,
-    k: Optional[int],
-    constraints: Optional[SelectionConstraints] = None,
-    candidates: Optional[Tensor] = None,
-    forced: Optional[Tensor] = None,
-    rule: str = "auto",
-) -> Tensor:
-    r"""The best selection of at most ``k`` sensors that satisfies :obj:`constraints`.
-
-    Protected and :obj:`forced` sensors are kept first. Then the sensors are ranked and
-    walked once, best first; each one is kept when it is *admissible*, i.e. when the
-    region minima and the cost budget can still be met afterwards (see
-    :class:`GreedySelection`). A region short of its minimum therefore receives its best
-    sensors as soon as the free places run out, and the budget is never exceeded.
-
-    The ranking:
-
-    * without a cost budget, by score (ties: lower index) — with no region minima this is
-      plain top-``k``;
-    * with a cost budget, two walks are made, one by score and one by score per unit cost
-      ``v_i / c_i`` (``v`` = the scores, shifted by their minimum when some are negative;
-      free sensors first), and the one with the larger total ``v`` is returned (ties: the
-      walk by score). This is the modified greedy rule of the knapsack problem: the walk
-      by ratio fills a tight budget with many good cheap sensors, the walk by score wins
-      when the count ``k`` binds first.
-
-    ``k`` and the cost budget both apply: at most ``k`` sensors and at most the budget.
-    ``k=None`` keeps as many sensors as the budget allows (all candidates without one).
-
-    Args:
-        scores (Tensor): Importance per sensor ``[N]``, higher = keep; no NaN.
-        k (int, optional): Most sensors kept, or :obj:`None`.
-        constraints (SelectionConstraints, optional): The rules. (default: :obj:`None`)
-        candidates (BoolTensor, optional): Sensors that may be kept besides the protected and
-            forced ones, ``[N]`` (default: all).
-        forced (BoolTensor, optional): Sensors kept regardless of their score, ``[N]``; they
-            count towards ``k`` and the budget (default: none).
-        rule (str, optional): ``"auto"`` (as above), ``"score"`` or ``"ratio"`` to force one
-            walk. (default: :obj:`"auto"`)
-
-    Returns:
-        BoolTensor ``[N]``, :obj:`True` for kept sensors.
-
-    Raises:
-        ValueError: if the constraints cannot be met within ``k``, the budget and the
-            candidates (the message says which).
-    """
-    s = _as_scores(scores)
-    n = s.size
-    if n == 0:
-        raise ValueError("`scores` is empty: it needs one score per sensor")
-    if rule not in _RULES:
-        raise ValueError(f"`rule` must be one of {list(_RULES)}, got {rule!r}")
-    if constraints is not None and not isinstance(constraints, SelectionConstraints):
-        raise TypeError(f"`constraints` must be SelectionConstraints, got {type(constraints).__name__}")
-    if not _has_limits(constraints):
-        # protected sensors at most: plain top-k
-        start = GreedySelection(constraints, n, k, candidates, forced).kept  # validates, checks k vs protected
-        cand = torch.ones(n, dtype=torch.bool) if candidates is None \
-            else torch.from_numpy(_as_bool(candidates, n, "candidates"))
-        if k is None:
-            return cand | start
-        return top_k_mask(torch.from_numpy(s), int(k), candidates=cand, forced=start)
-
-    by_score = np.argsort(-s, kind="stable")
-    walks = []
-    if rule in ("auto", "score"):
-        walks.append(GreedySelection(constraints, n, k, candidates, forced).extend(by_score.tolist()))
-    use_ratio = rule == "ratio" or (rule == "auto" and constraints.cost_budget is not None)
-    if use_ratio:
-        v = s - min(0.0, float(s.min()))
-        costs = constraints._costs if constraints._costs is not None else np.ones(n)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(costs > 0, v / np.where(costs > 0, costs, 1.0), math.inf)
-        by_ratio = np.lexsort((np.arange(n), -s, -ratio))
-        walks.append(GreedySelection(constraints, n, k, candidates, forced).extend(by_ratio.tolist()))
-    if len(walks) == 1:
-        return walks[0].kept
-    v = s - min(0.0, float(s.min()))
-    totals = [float(v[w._kept].sum()) for w in walks]
-    return walks[1].kept if totals[1] > totals[0] * (1 + 1e-12) + 1e-15 else walks[0].kept
-
-
-def merge_protected(constraints: Optional[SelectionConstraints],
-                    protected: Optional[Sequence[int]] = None) -> Optional[SelectionConstraints]:
-    """``constraints`` with the sensors ``protected`` added to its protected set.
-
-    The shortcut ``protected=[...]`` of schedules and selectors becomes part of the one
-    constraint object they obey (a new object; :obj:`None` stays :obj:`None` when nothing is protected).
-
-    Args:
-        constraints (SelectionConstraints, optional): The constraints (default: none).
-        protected (sequence of int, optional): Sensor indices always kept (default: none).
-    """
-    if constraints is not None and not isinstance(constraints, SelectionConstraints):
-        raise TypeError(f"`constraints` must be SelectionConstraints, got {type(constraints).__name__}")
-    if protected is None or len(protected) == 0:
-        return constraints
-    base = constraints if constraints is not None else SelectionConstraints()
-    return base.replace(protected=sorted(set(base.protected) | {int(p) for p in protected}))

@@ -13,143 +13,22 @@ import copy
 import json
 import math
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .constraints import COST_RTOL, SelectionConstraints
-from .schedules import num_to_keep
+from .constraints import SelectionConstraints
+from .mask_fields import (MASK_FORMAT_VERSION, _check_num_nodes, _to_index_tensor, check_constraints_meta,
+                          check_mask_dict, check_mask_dict_matches, check_meta, check_scores_field,
+                          check_sensor_ids, validate_keep)
+from .rules import num_to_keep
 
 __all__ = ["SensorMask", "MASK_FORMAT_VERSION"]
 
-#: Version of the JSON layout written by :meth:`SensorMask.save`.
-MASK_FORMAT_VERSION = 1
-
 IndexLike = Union[Tensor, np.ndarray, Sequence[int]]
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-# ----------------------------------------------------------------------------------------
-# validation helpers (shared with subgraph.py / transforms.py)
-# ----------------------------------------------------------------------------------------
-def _check_num_nodes(num_nodes: Any, name: str = "num_nodes") -> int:
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, np.integer)):
-        if isinstance(num_nodes, Tensor) and num_nodes.numel() == 1 and not num_nodes.is_floating_point() \
-                and num_nodes.dtype != torch.bool:
-            num_nodes = int(num_nodes.item())
-        else:
-            raise TypeError(f"'{name}' must be a positive int, got {type(num_nodes).__name__}")
-    num_nodes = int(num_nodes)
-    if num_nodes <= 0:
-        raise ValueError(f"'{name}' must be a positive int, got {num_nodes}")
-    return num_nodes
-
-
-def _to_index_tensor(index: Any, name: str) -> Tensor:
-    """Converts an index-like object to a 1-D int64 CPU tensor (a new tensor)."""
-    if isinstance(index, Tensor):
-        t = index.detach()
-    elif isinstance(index, np.ndarray):
-        t = torch.from_numpy(np.array(index, copy=True))
-    elif isinstance(index, (list, tuple, range)):
-        if len(index) == 0:
-            t = torch.empty(0, dtype=torch.long)
-        else:
-            bad = [v for v in index if isinstance(v, bool) or not isinstance(v, (int, np.integer))]
-            if bad:
-                raise TypeError(f"'{name}' must contain integer node indices, got {bad[0]!r}")
-            t = torch.tensor([int(v) for v in index], dtype=torch.long)
-    else:
-        raise TypeError(f"'{name}' must be a 1-D integer tensor, array or sequence of ints, "
-                        f"got {type(index).__name__}")
-    if t.dtype == torch.bool:
-        raise TypeError(f"'{name}' must hold integer indices, got a boolean tensor "
-                        f"(use SensorMask.from_bool for boolean masks)")
-    if t.is_floating_point() or t.is_complex():
-        raise TypeError(f"'{name}' must hold integer indices, got dtype {t.dtype}")
-    if t.dim() != 1:
-        raise ValueError(f"'{name}' must be 1-D, got shape {tuple(t.shape)}")
-    return t.to(device="cpu", dtype=torch.long).clone()
-
-
-def _validate_keep(keep: Tensor, num_nodes: int, name: str = "keep") -> Tensor:
-    """Checks range / duplicates / emptiness and returns the sorted indices."""
-    if keep.numel() == 0:
-        raise ValueError(f"'{name}' is an empty selection: at least one sensor must be kept")
-    lo, hi = int(keep.min()), int(keep.max())
-    if lo < 0 or hi >= num_nodes:
-        bad = lo if lo < 0 else hi
-        raise ValueError(f"'{name}' holds index {bad}, outside the valid range [0, {num_nodes - 1}] "
-                         f"for num_nodes={num_nodes}")
-    sorted_keep = torch.sort(keep).values
-    if sorted_keep.numel() > 1:
-        dup = sorted_keep[1:] == sorted_keep[:-1]
-        if bool(dup.any()):
-            first = int(sorted_keep[1:][dup][0])
-            raise ValueError(f"'{name}' holds duplicate index {first}: kept indices must be unique")
-    return sorted_keep
-
-
-def _to_scores(scores: Any, num_nodes: Optional[int], name: str = "scores") -> Tensor:
-    if isinstance(scores, Tensor):
-        t = scores.detach()
-    elif isinstance(scores, (np.ndarray, list, tuple)):
-        try:
-            t = torch.as_tensor(np.asarray(scores, dtype=np.float64))
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"'{name}' must be a 1-D float tensor of numbers: {exc}") from None
-    else:
-        raise TypeError(f"'{name}' must be a 1-D float tensor, got {type(scores).__name__}")
-    if t.dtype == torch.bool or t.is_complex():
-        raise TypeError(f"'{name}' must be a real-valued tensor, got dtype {t.dtype}")
-    if t.dim() != 1:
-        raise ValueError(f"'{name}' must be 1-D with one score per sensor, got shape {tuple(t.shape)}")
-    if num_nodes is not None and t.numel() != num_nodes:
-        raise ValueError(f"'{name}' must have length num_nodes={num_nodes}, got {t.numel()}")
-    t = t.to(device="cpu", dtype=torch.float32).clone()
-    if t.numel() and not bool(torch.isfinite(t).all()):
-        nbad = int((~torch.isfinite(t)).sum())
-        raise ValueError(f"'{name}' must be finite, found {nbad} NaN/inf value(s)")
-    return t
-
-
-def _to_sensor_ids(sensor_ids: Any, num_nodes: Optional[int], name: str = "sensor_ids") -> List[str]:
-    if isinstance(sensor_ids, (str, bytes)) or not isinstance(sensor_ids, Iterable):
-        raise TypeError(f"'{name}' must be a sequence of str, got {type(sensor_ids).__name__}")
-    if isinstance(sensor_ids, Tensor):
-        ids = [str(int(v)) for v in sensor_ids.reshape(-1).tolist()]
-    else:
-        ids = list(sensor_ids)
-        for v in ids:
-            if not isinstance(v, (str, int, np.integer)) or isinstance(v, bool):
-                raise TypeError(f"'{name}' must contain str (or int) ids, got {v!r}")
-        ids = [str(v) for v in ids]
-    if num_nodes is not None and len(ids) != num_nodes:
-        raise ValueError(f"'{name}' must have length num_nodes={num_nodes}, got {len(ids)}")
-    if len(set(ids)) != len(ids):
-        seen, dup = set(), None
-        for v in ids:
-            if v in seen:
-                dup = v
-                break
-            seen.add(v)
-        raise ValueError(f"'{name}' holds duplicate id {dup!r}: sensor ids must be unique")
-    return ids
-
-
-def _check_meta(meta: Any) -> Dict[str, Any]:
-    if meta is None:
-        return {}
-    if not isinstance(meta, dict):
-        raise TypeError(f"'meta' must be a dict of JSON-serialisable values, got {type(meta).__name__}")
-    try:
-        text = json.dumps(meta, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"'meta' must be JSON-serialisable (str keys; numbers, str, lists, dicts): {exc}") \
-            from None
-    return json.loads(text)
 
 
 # ----------------------------------------------------------------------------------------
@@ -197,14 +76,14 @@ class SensorMask:
         meta: Optional[Dict[str, Any]] = None,
     ) -> None:
         n = _check_num_nodes(num_nodes)
-        k = _validate_keep(_to_index_tensor(keep, "keep"), n, "keep")
-        s = None if scores is None else _to_scores(scores, n, "scores")
-        ids = None if sensor_ids is None else _to_sensor_ids(sensor_ids, n, "sensor_ids")
+        k = validate_keep(_to_index_tensor(keep, "keep"), n, "keep")
+        s = None if scores is None else check_scores_field(scores, n, "scores")
+        ids = None if sensor_ids is None else check_sensor_ids(sensor_ids, n, "sensor_ids")
         if not isinstance(method, str) or not method:
             raise TypeError(f"'method' must be a non-empty str, got {method!r}")
-        m = _check_meta(meta)
+        m = check_meta(meta)
         if "constraints" in m:
-            _check_constraints_meta(m["constraints"], k, n)
+            check_constraints_meta(m["constraints"], k, n)
         object.__setattr__(self, "_keep", k)
         object.__setattr__(self, "_num_nodes", n)
         object.__setattr__(self, "_scores", s)
@@ -305,7 +184,7 @@ class SensorMask:
             sensor_ids, meta: As in :class:`SensorMask`.
             method (str, optional): (default: :obj:`"scores"`)
         """
-        s = _to_scores(scores, None, "scores")
+        s = check_scores_field(scores, None, "scores")
         n = s.numel()
         if n == 0:
             raise ValueError("'scores' is empty: it needs one score per sensor")
@@ -330,7 +209,7 @@ class SensorMask:
         if protected is not None:
             prot = _to_index_tensor(protected, "protected")
             if prot.numel():
-                prot = _validate_keep(prot, n, "protected")
+                prot = validate_keep(prot, n, "protected")
                 if prot.numel() > num_keep:
                     raise ValueError(f"'protected' lists {prot.numel()} sensors but only {num_keep} can be "
                                      f"kept with the requested sparsity/budget")
@@ -361,10 +240,10 @@ class SensorMask:
         all_ids = getattr(reference, "sensor_id", reference)
         if all_ids is None:
             raise ValueError("'reference' has no sensor ids (its 'sensor_id' is None)")
-        all_ids = _to_sensor_ids(all_ids, None, "reference")
+        all_ids = check_sensor_ids(all_ids, None, "reference")
         if isinstance(ids, (str, bytes)):
             raise TypeError("'ids' must be a sequence of sensor ids, got a single str")
-        want = _to_sensor_ids(ids, None, "ids")
+        want = check_sensor_ids(ids, None, "ids")
         if not want:
             raise ValueError("'ids' is an empty selection: at least one sensor must be kept")
         lookup = {sid: i for i, sid in enumerate(all_ids)}
@@ -561,17 +440,7 @@ class SensorMask:
     @classmethod
     def from_dict(cls, obj: Any, source: str = "mask dict") -> "SensorMask":
         """Inverse of :meth:`to_dict`; validates every field."""
-        if not isinstance(obj, dict):
-            raise ValueError(f"{source}: expected a JSON object, got {type(obj).__name__}")
-        if "format_version" not in obj:
-            raise ValueError(f"{source}: missing 'format_version' (is this a SensorMask file?)")
-        version = obj["format_version"]
-        if version != MASK_FORMAT_VERSION:
-            raise ValueError(f"{source}: unsupported 'format_version' {version!r}; this version of "
-                             f"dynst_pyg reads format_version {MASK_FORMAT_VERSION}")
-        for key in ("num_nodes", "keep", "method"):
-            if key not in obj:
-                raise ValueError(f"{source}: missing field '{key}'")
+        check_mask_dict(obj, source)
         try:
             keep = obj["keep"]
             if not isinstance(keep, list):
@@ -580,24 +449,7 @@ class SensorMask:
                        method=obj["method"], meta=obj.get("meta"))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{source}: invalid content: {exc}") from None
-        if "num_kept" in obj and obj["num_kept"] != mask.num_kept:
-            raise ValueError(f"{source}: 'num_kept' is {obj['num_kept']!r} but 'keep' lists {mask.num_kept} "
-                             f"sensors")
-        if len(keep) != mask.num_kept:  # cannot happen after validation, kept for clarity
-            raise ValueError(f"{source}: 'keep' is inconsistent")
-        if obj.get("kept_cost") is not None:
-            cost = mask.kept_cost
-            given = obj["kept_cost"]
-            if cost is None or isinstance(given, bool) or not isinstance(given, (int, float)) \
-                    or abs(float(given) - cost) > COST_RTOL * max(1.0, abs(cost)) * 1e3:
-                raise ValueError(f"{source}: 'kept_cost' is {given!r} but the kept sensors cost {cost!r} "
-                                 f"under meta['constraints']")
-        kept_ids = obj.get("kept_sensor_ids")
-        if kept_ids is not None:
-            if mask.kept_sensor_ids is None:
-                raise ValueError(f"{source}: 'kept_sensor_ids' given without 'sensor_ids'")
-            if list(kept_ids) != mask.kept_sensor_ids:
-                raise ValueError(f"{source}: 'kept_sensor_ids' does not match 'keep' and 'sensor_ids'")
+        check_mask_dict_matches(obj, mask, source)
         return mask
 
     def save(self, path: PathLike) -> None:
@@ -624,19 +476,6 @@ class SensorMask:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"mask file {p!r} is corrupt (not valid JSON): {exc}") from None
         return cls.from_dict(obj, source=f"mask file {p!r}")
-
-
-def _check_constraints_meta(obj: Any, keep: Tensor, num_nodes: int) -> None:
-    c = SelectionConstraints.from_dict(obj, source="meta['constraints']")
-    try:
-        c.check(num_nodes)
-    except ValueError as exc:
-        raise ValueError(f"meta['constraints']: {exc}") from None
-    bool_mask = torch.zeros(num_nodes, dtype=torch.bool)
-    bool_mask[keep] = True
-    broken = c.violations(bool_mask)
-    if broken:
-        raise ValueError(f"'keep' does not satisfy meta['constraints']: {'; '.join(broken)}")
 
 
 def _rebuild(keep, num_nodes, scores, sensor_ids, method, meta) -> SensorMask:

@@ -29,25 +29,11 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from .constraints import SelectionConstraints, constrained_top_k, merge_protected, top_k_mask
+from .constraints import SelectionConstraints
+from .rules import constrained_top_k, merge_protected, num_to_keep, top_k_mask
 
 __all__ = ["num_to_keep", "top_k_mask", "constrained_top_k", "Schedule", "OneShot", "Iterative", "DropRegrow",
            "make_schedule"]
-
-
-def num_to_keep(num_nodes: int, sparsity: Optional[float] = None, budget: Optional[int] = None) -> int:
-    """Sensors kept for a ``sparsity`` in ``[0, 1)`` or a ``budget`` in ``[1, N]`` (exactly one of them)."""
-    if (sparsity is None) == (budget is None):
-        raise ValueError("give exactly one of `sparsity` and `budget`")
-    if budget is not None:
-        if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= num_nodes:
-            raise ValueError(f"`budget` must be an integer in [1, {num_nodes}], got {budget!r}")
-        return budget
-    s = float(sparsity)
-    if not 0.0 <= s < 1.0 or math.isnan(s):
-        raise ValueError(f"`sparsity` must lie in [0, 1), got {sparsity!r}")
-    # the achieved sparsity never exceeds the requested one (same rule as SensorMask.from_scores)
-    return max(1, num_nodes - int(math.floor(s * num_nodes + 1e-9)))
 
 
 class Schedule:
