@@ -482,9 +482,9 @@ def test_kron_relabel_nodes_false_returns_original_ids():
 def test_former_argument_order_is_refused_naming_subset():
     ei, w = connected_random_graph(12, 20, 0)
     keep = SensorMask.from_indices([0, 3, 4, 8, 9], 12)
-    with pytest.raises(ValueError, match="'subset' must be 1-D"):  # an edge_index where the kept set goes
+    with pytest.raises(ValueError, match="`subset` must be 1-D"):  # an edge_index where the kept set goes
         induced_subgraph(ei, w, keep)
-    with pytest.raises(ValueError, match="'subset' must be 1-D"):
+    with pytest.raises(ValueError, match="`subset` must be 1-D"):
         khop_reconnect(ei, w, keep)
     with pytest.raises(TypeError, match="keep"):  # the former keyword is gone
         kron_reduction(edge_index=ei, edge_weight=w, keep=keep)

@@ -7,7 +7,8 @@ from typing import Any, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from ..selection.mask import SensorMask, _check_num_nodes, _to_index_tensor
+from .._checks import check_index_tensor, check_positive_int
+from ..selection.mask import SensorMask
 
 #: What a ``subset`` argument may be.
 KeepLike = Union[SensorMask, Tensor]
@@ -29,11 +30,11 @@ def _resolve_keep(keep: Any, num_nodes: Optional[int], name: str = "subset",
         idx = keep.detach().cpu().nonzero().view(-1)
         n = keep.numel()
     else:
-        idx = _to_index_tensor(keep, name)
+        idx = check_index_tensor(keep, name)
         if num_nodes is None:
             raise ValueError(f"'num_nodes' is required when '{name}' is an index tensor")
         n = int(num_nodes)
-    n = _check_num_nodes(n)
+    n = check_positive_int(n, "num_nodes")
     if idx.numel() == 0:
         raise ValueError(f"'{name}' is an empty selection: at least one node must be kept")
     lo, hi = int(idx.min()), int(idx.max())

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._checks import check_index_tensor, check_positive_int
 from .constraints import SelectionConstraints
-from .mask_fields import (MASK_FORMAT_VERSION, _check_num_nodes, _to_index_tensor, check_constraints_meta,
-                          check_mask_dict, check_mask_dict_matches, check_meta, check_scores_field,
-                          check_sensor_ids, validate_keep)
+from .mask_fields import (MASK_FORMAT_VERSION, check_constraints_meta, check_mask_dict, check_mask_dict_matches,
+                          check_meta, check_scores_field, check_sensor_ids, validate_keep)
 from .rules import num_to_keep
 
 __all__ = ["SensorMask", "MASK_FORMAT_VERSION"]
@@ -75,8 +75,8 @@ class SensorMask:
         method: str = "manual",
         meta: Optional[Dict[str, Any]] = None,
     ) -> None:
-        n = _check_num_nodes(num_nodes)
-        k = validate_keep(_to_index_tensor(keep, "keep"), n, "keep")
+        n = check_positive_int(num_nodes, "num_nodes")
+        k = validate_keep(check_index_tensor(keep, "keep"), n, "keep")
         s = None if scores is None else check_scores_field(scores, n, "scores")
         ids = None if sensor_ids is None else check_sensor_ids(sensor_ids, n, "sensor_ids")
         if not isinstance(method, str) or not method:
@@ -207,7 +207,7 @@ class SensorMask:
 
         order_scores = s.clone()
         if protected is not None:
-            prot = _to_index_tensor(protected, "protected")
+            prot = check_index_tensor(protected, "protected")
             if prot.numel():
                 prot = validate_keep(prot, n, "protected")
                 if prot.numel() > num_keep:

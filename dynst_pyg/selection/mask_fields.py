@@ -21,46 +21,6 @@ __all__ = ["MASK_FORMAT_VERSION", "validate_keep", "check_scores_field", "check_
 MASK_FORMAT_VERSION = 1
 
 
-def _check_num_nodes(num_nodes: Any, name: str = "num_nodes") -> int:
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, np.integer)):
-        if isinstance(num_nodes, Tensor) and num_nodes.numel() == 1 and not num_nodes.is_floating_point() \
-                and num_nodes.dtype != torch.bool:
-            num_nodes = int(num_nodes.item())
-        else:
-            raise TypeError(f"'{name}' must be a positive int, got {type(num_nodes).__name__}")
-    num_nodes = int(num_nodes)
-    if num_nodes <= 0:
-        raise ValueError(f"'{name}' must be a positive int, got {num_nodes}")
-    return num_nodes
-
-
-def _to_index_tensor(index: Any, name: str) -> Tensor:
-    """Converts an index-like object to a 1-D int64 CPU tensor (a new tensor)."""
-    if isinstance(index, Tensor):
-        t = index.detach()
-    elif isinstance(index, np.ndarray):
-        t = torch.from_numpy(np.array(index, copy=True))
-    elif isinstance(index, (list, tuple, range)):
-        if len(index) == 0:
-            t = torch.empty(0, dtype=torch.long)
-        else:
-            bad = [v for v in index if isinstance(v, bool) or not isinstance(v, (int, np.integer))]
-            if bad:
-                raise TypeError(f"'{name}' must contain integer node indices, got {bad[0]!r}")
-            t = torch.tensor([int(v) for v in index], dtype=torch.long)
-    else:
-        raise TypeError(f"'{name}' must be a 1-D integer tensor, array or sequence of ints, "
-                        f"got {type(index).__name__}")
-    if t.dtype == torch.bool:
-        raise TypeError(f"'{name}' must hold integer indices, got a boolean tensor "
-                        f"(use SensorMask.from_bool for boolean masks)")
-    if t.is_floating_point() or t.is_complex():
-        raise TypeError(f"'{name}' must hold integer indices, got dtype {t.dtype}")
-    if t.dim() != 1:
-        raise ValueError(f"'{name}' must be 1-D, got shape {tuple(t.shape)}")
-    return t.to(device="cpu", dtype=torch.long).clone()
-
-
 def validate_keep(keep: Tensor, num_nodes: int, name: str = "keep") -> Tensor:
     """The kept indices sorted, after checking they are non-empty, unique and in ``[0, num_nodes)``."""
     if keep.numel() == 0:

@@ -18,12 +18,13 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Optional, Sequence, Tuple
+from typing import Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from .._checks import check_scores
 from ._args import COST_RTOL, BoolLike, bool_array, fits, fmt_cost
 from .constraints import SelectionConstraints
 
@@ -43,21 +44,6 @@ def num_to_keep(num_nodes: int, sparsity: Optional[float] = None, budget: Option
         raise ValueError(f"`sparsity` must lie in [0, 1), got {sparsity!r}")
     # the achieved sparsity never exceeds the requested one (same rule as SensorMask.from_scores)
     return max(1, num_nodes - int(math.floor(s * num_nodes + 1e-9)))
-
-
-def _as_scores(scores: Any, name: str = "scores") -> np.ndarray:
-    if isinstance(scores, Tensor):
-        arr = scores.detach().cpu().double().numpy()
-    else:
-        try:
-            arr = np.asarray(scores, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"`{name}` must be a 1-D tensor of numbers: {exc}") from None
-    if arr.ndim != 1:
-        raise ValueError(f"`{name}` must be 1-D with one value per sensor, got shape {tuple(arr.shape)}")
-    if np.isnan(arr).any():
-        raise ValueError(f"`{name}` contains NaN")
-    return arr
 
 
 def top_k_mask(scores: Tensor, k: int, candidates: Optional[Tensor] = None,
@@ -294,7 +280,7 @@ def constrained_top_k(
         ValueError: if the constraints cannot be met within ``k``, the budget and the
             candidates (the message says which).
     """
-    s = _as_scores(scores)
+    s = check_scores(scores)
     n = s.size
     if n == 0:
         raise ValueError("`scores` is empty: it needs one score per sensor")

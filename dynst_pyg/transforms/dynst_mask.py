@@ -22,8 +22,8 @@ from torch_geometric.data import Data, HeteroData
 from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
 
-from .._checks import check_choice, check_positive_int
-from ..selection.mask import SensorMask, _to_index_tensor
+from .._checks import check_choice, check_index_tensor, check_positive_int
+from ..selection.mask import SensorMask
 from ..graph.subgraph import RECONNECT_MODES, induced_subgraph
 
 __all__ = ["DynSTMask"]
@@ -126,7 +126,7 @@ class DynSTMask(BaseTransform):
         elif isinstance(mask, np.ndarray) and mask.dtype == np.bool_:
             self._mask = SensorMask.from_bool(torch.from_numpy(mask.copy()))
         else:
-            index = _to_index_tensor(mask, "mask")
+            index = check_index_tensor(mask, "mask")
             if num_nodes is not None:
                 self._mask = SensorMask.from_indices(index, num_nodes)
             else:
