@@ -210,3 +210,60 @@ def test_random_selector_ignores_costs_in_its_order():
             spent += cost
             expect.append(i)
     assert m.keep.tolist() == sorted(expect)
+
+
+# --------------------------------------------------------------------------- backward elimination
+from dynst_pyg.models import GraphWaveNet  # noqa: E402
+from dynst_pyg.placement import BackwardEliminationSelector, elimination_order, training_moments  # noqa: E402
+from dynst_pyg.training import DynSTConfig, DynSTTrainer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_splits():
+    return prepare(synthetic_road_network(num_nodes=24, num_steps=500, redundant_fraction=0.3, seed=1))
+
+
+def _dynst_default_search(splits, constraints=None):
+    cfg = DynSTConfig(sparsity=0.5, schedule="oneshot", target="all", search_epochs=0, warmup_epochs=1,
+                      max_batches=2, progress=False, constraints=constraints)
+    factory = lambda: GraphWaveNet(24, profile="small", residual_channels=8, dilation_channels=8,  # noqa: E731
+                                   skip_channels=16, end_channels=16)
+    return DynSTTrainer(factory, splits, cfg).search()
+
+
+def test_backward_elimination_is_dynsts_default_importance(tiny_splits):
+    # DynST's default importance (target="all", recon_weight=1) is the reconstruction value alone:
+    # its one-shot mask is the classical selector's, with or without constraints
+    dynst = _dynst_default_search(tiny_splits)
+    be = select_sensors("backward-elimination", tiny_splits, sparsity=0.5)
+    assert be.num_kept == 12 and be.method == "backward-elimination"
+    assert torch.equal(be.keep, dynst.keep)
+    # a region of the 4 sensors the elimination ranks lowest must keep 2, and its worst sensor is protected
+    low = torch.argsort(be.scores)[:4].tolist()
+    regions = ["low" if i in low else "rest" for i in range(24)]
+    c = SelectionConstraints(regions=regions, min_per_region={"low": 2}, protected=[low[0]])
+    dynst_c = _dynst_default_search(tiny_splits, c)
+    be_c = select_sensors("backward-elimination", tiny_splits, sparsity=0.5, constraints=c)
+    assert c.violations(be_c) == [] and not torch.equal(be_c.keep, be.keep)
+    assert torch.equal(be_c.keep, dynst_c.keep)
+
+
+def test_backward_elimination_scores_are_the_elimination_positions(tiny_splits):
+    sel = BackwardEliminationSelector(budget=5).fit(tiny_splits)
+    assert sel.horizons_ == (1, 3, 6, 12)  # t_out = 12
+    series, valid = tiny_splits.train_series()
+    gram, second = training_moments(series, valid, (1, 3, 6, 12))
+    expected = elimination_order(gram, torch.ones(24, dtype=torch.bool), 1e-3, second)
+    assert torch.equal(sel.scores_, expected)
+    assert sorted(sel.scores_.tolist()) == pytest.approx([(i + 1) / 24 for i in range(24)])
+    assert sel.mask_.keep.tolist() == sorted(torch.argsort(expected, descending=True)[:5].tolist())
+    # horizons beyond t_out are left out; none left means same-step reconstruction
+    assert BackwardEliminationSelector(budget=5, horizons=(3, 24)).fit(tiny_splits).horizons_ == (3,)
+    assert BackwardEliminationSelector(budget=5, horizons=(24,)).fit(tiny_splits).horizons_ == (0,)
+
+
+def test_backward_elimination_bad_arguments():
+    with pytest.raises(ValueError, match=r"^`horizons` must be a non-empty sequence of ints >= 0, got \(1, -3\)$"):
+        BackwardEliminationSelector(sparsity=0.5, horizons=(1, -3))
+    with pytest.raises(ValueError, match=r"^`ridge` must be a finite number >= 0, got -1\.0$"):
+        BackwardEliminationSelector(sparsity=0.5, ridge=-1.0)

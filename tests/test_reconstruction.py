@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 import dynst_pyg.scoring.reconstruction as rec
 from dynst_pyg.datasets import synthetic_road_network
-from dynst_pyg.scoring.reconstruction import ReconstructionValue, elimination_order, graph_clusters, training_moments
+from dynst_pyg.graph import graph_clusters
+from dynst_pyg.placement import elimination_order, training_moments
+from dynst_pyg.scoring.reconstruction import ReconstructionValue
 
 
 def _brute_force_order(x, active, horizons, ridge=1e-3):
@@ -97,13 +99,6 @@ def test_training_moments_handles_invalid_readings_and_bad_input():
         training_moments(x, torch.ones(3, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="active"):
         elimination_order(g1, torch.ones(4))
-
-
-def test_gate_module_still_exports_the_moved_functions():
-    from dynst_pyg.scoring import gate
-
-    assert gate.elimination_order is rec.elimination_order
-    assert gate.training_moments is rec.training_moments
 
 
 # ---------------------------------------------------------------- graph clusters
@@ -196,8 +191,8 @@ def test_scores_are_positions_and_cached_on_the_active_set(monkeypatch):
     x, valid, ring = _series()
     value = ReconstructionValue(x, valid, edge_index=ring, method="local", cluster_size=8, halo=1)
     calls = []
-    real = rec._eliminate
-    monkeypatch.setattr(rec, "_eliminate", lambda *a: calls.append(1) or real(*a))
+    real = rec.eliminate
+    monkeypatch.setattr(rec, "eliminate", lambda *a: calls.append(1) or real(*a))
     active = torch.ones(30, dtype=torch.bool)
     active[:5] = False
     s = value.scores(active)

@@ -20,7 +20,7 @@ __all__ = ["SELECTOR_CHOICES", "SELECTOR_ALIASES", "RunSpec", "read_sensor_ids",
 
 #: Names accepted by ``--selector``.
 SELECTOR_CHOICES = ("dynst", "dynst-oneshot", "dynst-iterative", "dynst-dropregrow", "random", "degree", "pagerank",
-                    "betweenness", "qr")
+                    "betweenness", "qr", "backward-elimination")
 #: Shorter names ``--selector`` also accepts.
 SELECTOR_ALIASES = {"dynst": "dynst-iterative"}
 

@@ -1,5 +1,6 @@
-"""Graph surgery on a sensor subset: the induced subgraph, k-hop reconnection and Kron reduction."""
+"""Graph surgery on a sensor subset: the induced subgraph, k-hop reconnection, Kron reduction and bounded-size graph clusters."""
 
+from .clusters import graph_clusters
 from .reconnect import khop_reconnect, kron_reduction
 from .subgraph import RECONNECT_MODES, induced_subgraph, lift, select
 
@@ -10,4 +11,5 @@ __all__ = [
     "select",
     "lift",
     "RECONNECT_MODES",
+    "graph_clusters",
 ]

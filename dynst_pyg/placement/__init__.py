@@ -1,6 +1,7 @@
-"""Classical sensor selectors (random, degree, PageRank, betweenness, pivoted QR), each returning a SensorMask."""
+"""Classical sensor selectors (random, degree, PageRank, betweenness, pivoted QR, ridge backward elimination), each returning a SensorMask."""
 
-from .selectors import Selector, NotFittedError, RandomSelector, DegreeSelector, PageRankSelector, BetweennessSelector, QRSelector, SELECTORS, make_selector, select_sensors, training_snapshots
+from .elimination import elimination_order, training_moments
+from .selectors import Selector, NotFittedError, RandomSelector, DegreeSelector, PageRankSelector, BetweennessSelector, QRSelector, BackwardEliminationSelector, SELECTORS, make_selector, select_sensors, training_snapshots
 
 __all__ = [
     "Selector",
@@ -10,8 +11,11 @@ __all__ = [
     "PageRankSelector",
     "BetweennessSelector",
     "QRSelector",
+    "BackwardEliminationSelector",
     "SELECTORS",
     "make_selector",
     "select_sensors",
     "training_snapshots",
+    "elimination_order",
+    "training_moments",
 ]

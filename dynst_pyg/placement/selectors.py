@@ -14,6 +14,8 @@ no selector can see validation or test data. Every selector takes ``constraints`
 * :class:`QRSelector`: pivoted QR on the leading POD modes of the training series, the
   sensor-placement method of Manohar et al. (2018) that PySensors implements; cost-aware
   (CCQR) and region-aware under constraints.
+* :class:`BackwardEliminationSelector`: classical sequential backward selection with a ridge
+  multi-horizon reconstruction criterion (see :mod:`dynst_pyg.placement.elimination`).
 
 All of them then go through the same sparse fine-tune as DynST (see
 :mod:`dynst_pyg.training`).
@@ -33,9 +35,10 @@ from ..data.windows import ForecastSplits
 from ..selection.constraints import SelectionConstraints
 from ..selection.rules import GreedySelection, constrained_top_k, merge_protected, num_to_keep
 from ..selection.mask import SensorMask
+from .elimination import elimination_order, training_moments
 
 __all__ = ["Selector", "NotFittedError", "RandomSelector", "DegreeSelector", "PageRankSelector",
-           "BetweennessSelector", "QRSelector", "SELECTORS", "make_selector", "select_sensors", "training_snapshots"]
+           "BetweennessSelector", "QRSelector", "BackwardEliminationSelector", "SELECTORS", "make_selector", "select_sensors", "training_snapshots"]
 
 
 def _graph_and_train(data: ForecastSplits | SpatioTemporalDataset, train_steps: Optional[int]):
@@ -339,20 +342,91 @@ def _constrained_pivots(psi_t: np.ndarray, greedy: GreedySelection, penalty: np.
     return np.concatenate([np.asarray(order, dtype=np.int64), rest])
 
 
+class BackwardEliminationSelector(Selector):
+    r"""Classical sequential backward selection with a ridge multi-horizon reconstruction criterion.
+
+    Starting from all sensors, the sensor whose removal least raises the ridge-regression
+    error of reconstructing every sensor's readings ``h`` steps ahead (``h`` in
+    :obj:`horizons`) from the remaining sensors' current readings is dropped, again and again
+    until one is left (:func:`~dynst_pyg.placement.elimination_order` on the
+    :func:`~dynst_pyg.placement.training_moments` of the normalised training series
+    ``splits.train_series()``, see :meth:`fit`; missing readings count as the sensor's mean). Sensor ``i``'s
+    score is its elimination position rescaled to ``(0, 1]`` (the last survivor gets ``1``),
+    and the kept set is :func:`~dynst_pyg.selection.constrained_top_k` of these scores, so
+    protected sensors, region minima and a cost budget are obeyed; without constraints it is
+    the elimination's own choice of ``K``.
+
+    This is the importance DynST's mask search uses with its default weights
+    (``target="all"``, ``recon_weight=1.0``), which gives the reconstruction value all the
+    weight; on networks where that value is computed exactly (``recon_method="exact"``, or
+    ``"auto"`` on a small, well-posed network) both select the same sensors. The selector
+    always runs the exact elimination: ``O(T F N^2 H)`` time for the moments, ``O(N^3)`` for
+    the elimination and a few dense ``N x N`` float64 matrices.
+
+    Args:
+        sparsity, budget, protected, constraints: As in :class:`Selector`.
+        horizons (sequence of int, optional): Steps ahead to reconstruct; those beyond the
+            splits' ``t_out`` are left out, and ``(0,)`` (same-step reconstruction) is used
+            when none remains (default: ``(1, 3, 6, 12)``).
+        ridge (float, optional): Relative ridge strength ``lam = ridge * mean(diag(A^T A))``
+            (default: ``1e-3``).
+    """
+
+    name = "backward-elimination"
+
+    def __init__(self, sparsity=None, budget=None, protected=None, horizons: Sequence[int] = (1, 3, 6, 12),
+                 ridge: float = 1e-3, constraints: Optional[SelectionConstraints] = None) -> None:
+        super().__init__(sparsity, budget, protected, constraints)
+        hs = tuple(horizons)
+        if not hs or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 0 for h in hs):
+            raise ValueError(f"`horizons` must be a non-empty sequence of ints >= 0, got {horizons!r}")
+        if isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or not math.isfinite(ridge) or ridge < 0:
+            raise ValueError(f"`ridge` must be a finite number >= 0, got {ridge!r}")
+        self.horizons = tuple(int(h) for h in hs)
+        self.ridge = float(ridge)
+
+    def fit(self, data: ForecastSplits | SpatioTemporalDataset,
+            train_steps: Optional[int] = None) -> "BackwardEliminationSelector":
+        """Scores the sensors by the elimination on ``data``'s training series and builds ``mask_``.
+
+        On :class:`~dynst_pyg.data.ForecastSplits` the series is ``splits.train_series()``
+        (normalised target features) and the horizons beyond ``t_out`` are left out; on a bare
+        dataset it is the first ``train_steps`` steps of every feature, unscaled, with every
+        horizon. Besides ``scores_`` and ``mask_`` it sets ``horizons_`` (the horizons used) and
+        ``moments_`` (``(gram, second)`` of :func:`~dynst_pyg.placement.training_moments`).
+        """
+        dataset, n_train = _graph_and_train(data, train_steps)
+        if isinstance(data, ForecastSplits):
+            series, valid = data.train_series()
+            self.horizons_ = tuple(h for h in self.horizons if h <= data.t_out) or (0,)
+        else:
+            series, valid = dataset.series[:n_train], dataset.observed[:n_train]
+            self.horizons_ = self.horizons
+        self.moments_ = training_moments(series, valid, self.horizons_)
+        return super().fit(data, train_steps)
+
+    def _scores(self, dataset, train_steps):
+        gram, second = self.moments_
+        return elimination_order(gram, torch.ones(dataset.num_nodes, dtype=torch.bool), self.ridge, second)
+
+
 SELECTORS = {"random": RandomSelector, "degree": DegreeSelector, "pagerank": PageRankSelector,
-             "betweenness": BetweennessSelector, "qr": QRSelector}
+             "betweenness": BetweennessSelector, "qr": QRSelector,
+             "backward-elimination": BackwardEliminationSelector}
 
 
 def make_selector(name: str, sparsity: Optional[float] = None, budget: Optional[int] = None,
                   protected: Optional[Sequence[int]] = None, seed: int = 0,
                   constraints: Optional[SelectionConstraints] = None, **kwargs) -> Selector:
-    """A baseline selector by name (``random``, ``degree``, ``pagerank``, ``betweenness``, ``qr``).
+    """A baseline selector by name (``random``, ``degree``, ``pagerank``, ``betweenness``, ``qr``,
+    ``backward-elimination``).
 
     Args:
         name (str): The selector.
         sparsity, budget, protected, constraints: As in :class:`Selector`.
         seed (int, optional): Seed of the random selector (default: ``0``).
-        **kwargs: The selector's own options (``alpha``, ``n_modes``, ``cost_penalty``).
+        **kwargs: The selector's own options (``alpha``, ``n_modes``, ``cost_penalty``, ``horizons``,
+            ``ridge``).
     """
     if name not in SELECTORS:
         raise ValueError(f"`name` must be one of {sorted(SELECTORS)}, got {name!r}")

@@ -29,7 +29,7 @@ tell "redundant" from "needed". The marginal value can, because the model is tra
 random sensor dropout and learns to reconstruct a missing sensor from the rest.
 
 * **reconstruction value** (``target="all"``, set by the trainer for the current active
-  set with :func:`elimination_order`): how late a sensor leaves a backward elimination
+  set with :func:`~dynst_pyg.placement.elimination_order`): how late a sensor leaves a backward elimination
   that repeatedly drops the active sensor whose removal least increases the ridge
   reconstruction error of *all* sensors' (normalised training) series from the active
   ones. The lift head of the served model reconstructs the pruned sensors with exactly
@@ -48,9 +48,8 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_positive_int
-from .reconstruction import elimination_order, training_moments
 
-__all__ = ["SensorGate", "elimination_order", "training_moments"]
+__all__ = ["SensorGate"]
 
 
 class SensorGate(nn.Module):
@@ -82,7 +81,7 @@ class SensorGate(nn.Module):
             raise ValueError(f"`recon_weight` must lie in [0, 1], got {recon_weight!r}")
         self.marginal_weight = float(marginal_weight)
         self.recon_weight = float(recon_weight)
-        #: reconstruction value of the active sensors (see :func:`elimination_order`); set by the
+        #: reconstruction value of the active sensors (see :func:`~dynst_pyg.placement.elimination_order`); set by the
         #: trainer for the current active set, ``None`` until then (not saved: it is recomputed)
         self.recon: Optional[Tensor] = None
         self.marginal_ema = 0.99
