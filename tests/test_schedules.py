@@ -248,3 +248,13 @@ def test_every_schedule_step_satisfies_random_feasible_constraints(problem, cls)
     if not sch.reached_target(act):  # what the trainer does after a search that did not reach the target
         act = sch.prune_to(sch.target_kept(n), torch.rand(n, generator=g), act)
     assert c.violations(act) == [] and sch.reached_target(act)
+
+
+def test_dropregrow_skips_a_swap_no_inactive_sensor_can_complete():
+    # the only sensor the zero budget pays for is the kept one: dropping it leaves nothing to regrow
+    c = SelectionConstraints(costs=[0.0, 1.0, 1.0, 1.0], cost_budget=0.0)
+    sch = DropRegrow(budget=1, constraints=c, interval=1, alpha=0.8, start_at=0.2)
+    act = sch.step(4, 20, torch.tensor([0.1, 0.9, 0.8, 0.7]), torch.rand(4), torch.ones(4, dtype=torch.bool))
+    assert act.tolist() == [True, False, False, False]
+    for t in range(5, 20):
+        assert sch.step(t, 20, torch.rand(4), torch.tensor([0.0, 1.0, 1.0, 1.0]), act) is None

@@ -242,7 +242,8 @@ class DropRegrow(Schedule):
     region stays at or above its minimum (and protected sensors never), and the regrowth is
     :func:`~dynst_pyg.selection.constrained_top_k` by regrow score over the inactive
     sensors, on top of the remaining ones, within the cost budget. Under a cost budget a
-    swap may regrow fewer (or, up to the target, more) sensors than it dropped.
+    swap may regrow fewer (or, up to the target, more) sensors than it dropped; a swap whose
+    regrowth cannot meet the constraints (no inactive sensor fits) is skipped.
 
     Args:
         interval (int, optional): Steps ``delta`` between swaps; :obj:`None` = 5 % of the search
@@ -344,7 +345,11 @@ class DropRegrow(Schedule):
             return None
         rest = active & ~drop
         grow_to = min(k_target, int(rest.sum()) + int(drop.sum()))
-        return constrained_top_k(regrow.detach().cpu(), grow_to, self.constraints, candidates=inactive, forced=rest)
+        try:
+            return constrained_top_k(regrow.detach().cpu(), grow_to, self.constraints, candidates=inactive,
+                                     forced=rest)
+        except ValueError:
+            return None  # no inactive sensor can replace the dropped ones under the constraints: no swap
 
 
 SCHEDULES = {"oneshot": OneShot, "iterative": Iterative, "dropregrow": DropRegrow}
