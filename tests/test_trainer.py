@@ -126,7 +126,7 @@ def test_ridge_lift_and_reconstruction_value_use_training_steps_only(tiny):
     assert la.prop_weight is not None and torch.equal(la.prop_weight, lb.prop_weight)
     assert torch.equal(la.bias, lb.bias)
     assert not torch.allclose(la.prop_weight, LiftHead(24, tiny.edge_index, tiny.edge_weight,
-                                                       kept=mask.keep).prop_weight)  # it was fitted
+                                                       node_index=mask.keep).prop_weight)  # it was fitted
     active = torch.ones(24, dtype=torch.bool)
     assert torch.equal(a.reconstruction().scores(active), b.reconstruction().scores(active))
     # target="kept" does not use the reconstruction value; "harmonic" keeps the unbound head

@@ -24,7 +24,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from .._checks import check_graph, check_positive_ints
+from .._checks import check_graph
 
 __all__ = [
     "dense_adjacency",
