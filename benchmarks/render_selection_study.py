@@ -23,6 +23,8 @@ HERE = Path(__file__).resolve().parent
 RES = HERE / "results" / "selection_study"
 HORIZONS = (3, 6, 12)
 KEYS = ["mae", *(f"mae_h{h}" for h in HORIZONS)]
+#: the DynST configuration of DynSTConfig's defaults, as selection_study.py names it
+DEFAULT_DYNST = "dynst-iterative-rw1-gw0.1-mw0.8-se3"
 DATA_NAMES = {"los-loop": "Los-loop", "aarhus": "Aarhus"}
 
 
@@ -117,7 +119,7 @@ def dense_table(dense: dict) -> str:
         by[(ds, bb)].append(r)
     for (ds, bb), rs in by.items():
         p, t = rs[0]["reference_test"]["persistence"], rs[0]["reference_test"]["time_of_day"]
-        rows.append(f"| {DATA_NAMES.get(ds, ds)} | {bb} | {len(rs)} | {ms([r['epochs_run'] for r in rs])} | "
+        rows.append(f"| {DATA_NAMES.get(ds, ds)} | {bb} | {len(rs)} | {statistics.mean(r['epochs_run'] for r in rs):.1f} | "
                     f"{statistics.mean(r['train_seconds'] for r in rs):.0f} | {ms([r['val']['mae'] for r in rs])} | "
                     + " | ".join(ms([r["test"][k] for r in rs]) for k in KEYS) + " | "
                     + "/".join(f"{p[f'mae_h{h}']:.2f}" for h in HORIZONS) + " | "
@@ -135,10 +137,11 @@ def sweep_table(sweep: list[dict], cells: list[dict], choice_path: Optional[Path
         by[(k["dataset"], k["backbone"], k["target"], k["sparsity"], k["selector"])].append(c)
     rows = ["| dataset | target | sparsity | DynST configuration | val MAE | seeds | chosen |", "|---|---|---|---|---|---|---|"]
     best = {}
-    for k, cs in by.items():
+    # the default first, so that a tie on validation keeps the default
+    for k, cs in sorted(by.items(), key=lambda kv: kv[0][4] != DEFAULT_DYNST):
         g = k[:4]
         m = statistics.mean(c["val"]["mae"] for c in cs)
-        if g not in best or m < best[g][0]:
+        if g not in best or m < best[g][0] - 1e-6:
             best[g] = (m, k[4])
     for k in sorted(by):
         cs = by[k]
