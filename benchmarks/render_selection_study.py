@@ -100,7 +100,13 @@ def grid_table(key: tuple, sels: dict, dense: dict) -> tuple[str, Optional[dict]
         diffs = [sels[dn][s]["test"]["mae"] - base[best][s]["test"]["mae"] for s in common]
         lo, hi = bootstrap(diffs)
         dense_rel = [100 * (sels[dn][s]["test"]["mae"] / sels[dn][s]["dense_test"]["mae"] - 1) for s in common]
-        summary = {"dynst": dn, "best_baseline": best, "diff": statistics.mean(diffs), "lo": lo, "hi": hi,
+        every = {}
+        for bn in base:
+            cm = sorted(set(sels[dn]) & set(base[bn]))
+            if len(cm) >= 2:
+                every[bn] = bootstrap([sels[dn][s]["test"]["mae"] - base[bn][s]["test"]["mae"] for s in cm])
+        summary = {"every_ahead": all(hi_ < 0 for _, hi_ in every.values()), "baselines": sorted(every),
+                   "dynst": dn, "best_baseline": best, "diff": statistics.mean(diffs), "lo": lo, "hi": hi,
                    "seeds": len(common), "vs_dense": statistics.mean(dense_rel),
                    "vs_dense_sd": statistics.stdev(dense_rel) if len(dense_rel) > 1 else 0.0}
         rows.append(f"\nPaired by seed, {dn} minus the best baseline ({best}): {summary['diff']:+.3f} MAE, "
@@ -186,8 +192,10 @@ def plot(cells: list[dict], dense: dict, path: Path) -> None:
                 continue
             for name, by_seed in sels.items():
                 curves[name][sp] = [c["test"]["mae"] for c in by_seed.values()]
-        if not any(len(v) > 1 for v in curves.values()):
-            continue
+        dm = [r["test"]["mae"] for (d, b, _), r in dense.items() if (d, b) == (ds, bb)]
+        for pts in curves.values():
+            if dm:
+                pts[0.0] = dm  # no sensor removed: every selector is the dense model
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for name, pts in sorted(curves.items()):
             xs = sorted(pts)
@@ -195,7 +203,6 @@ def plot(cells: list[dict], dense: dict, path: Path) -> None:
             sd = [statistics.stdev(pts[x]) if len(pts[x]) > 1 else 0.0 for x in xs]
             ax.plot(xs, mu, marker="o", label=name)
             ax.fill_between(xs, [m - s for m, s in zip(mu, sd)], [m + s for m, s in zip(mu, sd)], alpha=0.15)
-        dm = [r["test"]["mae"] for (d, b, _), r in dense.items() if (d, b) == (ds, bb)]
         if dm:
             ax.axhline(statistics.mean(dm), color="k", ls="--", label="dense")
         ax.set_xlabel("sparsity (fraction of sensors removed)")
@@ -232,6 +239,30 @@ def headline(summaries: dict, dense: dict) -> str:
     return "\n".join(head + lines)
 
 
+def statement(summaries: dict) -> str:
+    """The README's one plain sentence on the headline cell (Los-loop, STID, 50 %, target="all")."""
+    s = summaries.get(("los-loop", "stid", 0.5, "all"))
+    if s is None:
+        return "(the selection study has no headline cells yet)"
+    dense = "within" if s["vs_dense"] <= 5.0 else "not within"
+    if s["hi"] < 0:
+        base = f"ahead of the best baseline ({s['best_baseline']}) beyond the 95 % interval"
+    elif s["lo"] > 0:
+        base = f"behind the best baseline ({s['best_baseline']}) beyond the 95 % interval"
+    else:
+        base = f"not separable from the best baseline ({s['best_baseline']})"
+    default = s["dynst"] == DEFAULT_DYNST
+    what = ("DynST with its defaults, whose importance is then a classical ridge backward elimination on the "
+            "training series (the learned gate, saliency and marginal terms get zero weight)") if default else s["dynst"]
+    if s["hi"] < 0:
+        base = (f"ahead of every baseline, the best ({s['best_baseline']}) included, beyond the 95 % interval"
+                if s["every_ahead"] else base + ", though not beyond the interval of every other baseline")
+    return (f"In the selection study (Los-loop, STID, half of the 207 sensors removed, {s['seeds']} seeds), "
+            f"{what}, is {s['vs_dense']:+.1f} ± {s['vs_dense_sd']:.1f} % in MAE from the converged dense model "
+            f"({dense} the 5 % goal) and {s['diff']:+.3f} MAE [95 % CI {s['lo']:+.3f}, {s['hi']:+.3f}] "
+            f"from {s['best_baseline']}: {base}.")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--print", action="store_true", help="print only, write nothing")
@@ -249,6 +280,7 @@ def main(argv=None) -> None:
               "sweep": sweep_table(load(RES / "sweep"), cells, None if a.print else RES / "sweep_choice.json"),
               "planted": planted_table(json.loads(planted_path.read_text()) if planted_path.exists() else None)}
     blocks["headline"] = headline(summaries, dense)
+    blocks["statement"] = statement(summaries)
     if a.print:
         for k, v in blocks.items():
             print(f"--- {k}\n{v}\n")
@@ -259,7 +291,8 @@ def main(argv=None) -> None:
         text = replace_block(text, name, blocks[name])
     readme.write_text(text)
     top = HERE.parent / "README.md"
-    top.write_text(replace_block(top.read_text(), "headline", blocks["headline"]))
+    top.write_text(replace_block(replace_block(top.read_text(), "headline", blocks["headline"]),
+                                 "statement", blocks["statement"]))
     plot(cells, dense, RES)  # RES.parent holds the plots
     print(f"rewrote {readme} and {top}")
 
