@@ -37,6 +37,10 @@ class DynSTConfig:
         search_epochs (int, optional): Mask-search epochs (default: ``3``).
         finetune_epochs (int, optional): Maximum sparse fine-tune epochs (default: ``10``).
         patience (int, optional): Early-stopping patience on validation MAE (default: ``4``).
+        warmup_patience (int, optional): Early stopping of the dense warm-up on validation MAE:
+            it stops after this many epochs without a better one and ends in its best validated
+            state; ``warmup_epochs`` is then the cap. :obj:`None` runs all ``warmup_epochs``
+            and keeps the last state (default: :obj:`None`).
         batch_size (int, optional): Training batch (default: ``64``).
         lr (float, optional): Adam learning rate of the backbone (default: ``3e-3``).
         gate_lr (float, optional): Learning rate of the gate (default: ``1e-2``).
@@ -107,6 +111,7 @@ class DynSTConfig:
     search_epochs: int = 3
     finetune_epochs: int = 10
     patience: int = 4
+    warmup_patience: Optional[int] = None
     batch_size: int = 64
     lr: float = 3e-3
     gate_lr: float = 1e-2
@@ -181,6 +186,7 @@ class DynSTConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name in ("batch_size", "patience") else 0):
                 raise ValueError(f"`{name}` must be a non-negative integer (batch_size, patience >= 1), got {v!r}")
         check_positive_int(self.max_batches, "max_batches", allow_none=True)
+        check_positive_int(self.warmup_patience, "warmup_patience", allow_none=True)
         check_positive_int(self.val_max_windows, "val_max_windows", allow_none=True)
         for name in ("lr", "gate_lr"):
             if not getattr(self, name) > 0:

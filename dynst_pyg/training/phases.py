@@ -35,7 +35,8 @@ def full_network_phase(ctx: RunContext, record: RunRecord, name: str, model: Ser
                        schedule: Optional[Schedule] = None) -> Phase:
     """The :class:`~dynst_pyg.training.Phase` of the warm-up (``schedule=None``) or the search.
 
-    During the search the gate is trained, the paired sensor dropout (when configured) records
+    The warm-up stops early on validation when ``warmup_patience`` is set (ending in its best
+    validated state). During the search the gate is trained, the paired sensor dropout (when configured) records
     marginal values, and ``schedule`` may change the active set after every step.
     """
     c, train, gate = ctx.config, ctx.windows.train, model.gate
@@ -79,7 +80,8 @@ def full_network_phase(ctx: RunContext, record: RunRecord, name: str, model: Ser
                  penalty=penalty if name == "search" and c.gate_l1 > 0 else None, after_step=after_step,
                  on_epoch_start=on_epoch_start, on_epoch_end=on_epoch_end,
                  record=lambda: {"sparsity": gate.sparsity},
-                 clip_params=list(model.backbone.parameters()) + [gate.gate])
+                 clip_params=list(model.backbone.parameters()) + [gate.gate],
+                 patience=c.warmup_patience if name == "warmup" else None)
 
 
 def dense_warmup(ctx: RunContext, record: RunRecord) -> dict:

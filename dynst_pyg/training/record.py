@@ -46,6 +46,10 @@ class RunRecord:
         self.dense_state = copy.deepcopy(model.state_dict())
         return self.dense_state
 
+    def adopt_dense_state(self, state: dict) -> None:
+        """Takes ``state`` (a full-model state trained elsewhere) as the dense warm-up's result."""
+        self.dense_state = copy.deepcopy(state)
+
     def start_search(self, key: str) -> None:
         """Forgets any earlier search: the search of schedule ``key`` begins."""
         self.search_key, self.search_mask, self.search_state = key, None, None

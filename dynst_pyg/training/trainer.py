@@ -156,6 +156,12 @@ class DynSTTrainer:
         """Trains the dense model (``warmup_epochs``); returns its state (reused by every selector)."""
         return dense_warmup(self.ctx, self.record)
 
+    def load_dense_state(self, state: dict) -> None:
+        """Uses ``state`` (the :meth:`warmup` state of an earlier run on the same data and backbone)
+        as this run's dense warm-up, so that several runs share one dense model; no warm-up trains."""
+        self.ctx.full_model(state)  # refuses a state of another backbone or network size
+        self.record.adopt_dense_state(state)
+
     def dense_model(self) -> tuple[nn.Module, SensorGate]:
         """The warmed-up dense backbone and its gate (the warm-up runs first if needed)."""
         model = self.ctx.full_model(self.warmup())

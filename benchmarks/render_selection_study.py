@@ -1,0 +1,301 @@
+"""Renders the selection study's JSON (``results/selection_study/``) into README tables and a plot.
+
+Tables go between ``<!-- selection-study:NAME:begin -->`` and ``<!-- selection-study:NAME:end -->``
+markers of ``benchmarks/README.md`` (``NAME``: ``grid``, ``sweep``, ``planted``) and of the
+top-level ``README.md`` (``NAME``: ``headline``); nothing in them is typed by hand.
+
+    python benchmarks/render_selection_study.py            # rewrite the marked sections and the plot
+    python benchmarks/render_selection_study.py --print    # print the tables only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Optional
+
+HERE = Path(__file__).resolve().parent
+RES = HERE / "results" / "selection_study"
+HORIZONS = (3, 6, 12)
+KEYS = ["mae", *(f"mae_h{h}" for h in HORIZONS)]
+#: the DynST configuration of DynSTConfig's defaults, as selection_study.py names it
+DEFAULT_DYNST = "dynst-iterative-rw1-gw0.1-mw0.8-se3"
+DATA_NAMES = {"los-loop": "Los-loop", "aarhus": "Aarhus"}
+
+
+def load(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+
+
+def ms(values: list[float]) -> str:
+    if not values:
+        return "—"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.3f} ± {sd:.3f}"
+
+
+def bootstrap(diffs: list[float], reps: int = 10000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of the mean of paired differences (resampling seeds)."""
+    rng = random.Random(seed)
+    n = len(diffs)
+    means = sorted(statistics.mean(rng.choice(diffs) for _ in range(n)) for _ in range(reps))
+    return means[int(0.025 * reps)], means[int(0.975 * reps) - 1]
+
+
+def grouped(cells: list[dict]) -> dict:
+    """``{(dataset, backbone, sparsity, target): {selector: {seed: cell}}}``."""
+    out: dict = defaultdict(lambda: defaultdict(dict))
+    for c in cells:
+        k = c["config"]
+        out[(k["dataset"], k["backbone"], k["sparsity"], k["target"])][k["selector"]][k["seed"]] = c
+    return out
+
+
+def is_dynst(name: str) -> bool:
+    return name.startswith("dynst")
+
+
+def grid_table(key: tuple, sels: dict, dense: dict) -> tuple[str, Optional[dict]]:
+    """One table (dense, references, every selector) and the DynST-vs-best-baseline summary."""
+    ds, bb, sp, tgt = key
+    rows = ["| selector | MAE | MAE h3 | MAE h6 | MAE h12 | dense, same sensors | vs dense | fine-tune epochs | seeds |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    any_cells = [c for s in sels.values() for c in s.values()]
+    seeds_all = sorted({c["config"]["seed"] for c in any_cells})
+    if tgt == "all":
+        d = [dense[(ds, bb, s)] for s in seeds_all if (ds, bb, s) in dense]
+        rows.append("| dense (converged, all sensors) | " + " | ".join(ms([r["test"][k] for r in d]) for k in KEYS)
+                    + f" | — | — | {statistics.mean(r['epochs_run'] for r in d):.1f} (dense) | {len(d)} |")
+        if d:
+            for ref, label in (("persistence", "persistence"), ("time_of_day", "time-of-day average")):
+                rows.append(f"| {label} | " + " | ".join(f"{d[0]['reference_test'][ref][k]:.3f}" for k in KEYS)
+                            + " | — | — | — | — |")
+    if tgt == "kept":
+        for ref, label in (("persistence", "persistence"), ("time_of_day", "time-of-day average")):
+            rows.append(f"| {label} (each row's kept sensors, mean over rows) | "
+                        + " | ".join(ms([c["reference_test"][ref][k] for c in any_cells]) for k in KEYS)
+                        + " | — | — | — | — |")
+    dense_mae = {}
+    for name in sorted(sels, key=lambda n: (is_dynst(n), n)):
+        cs = [sels[name][s] for s in sorted(sels[name])]
+        rel = [100 * (c["test"]["mae"] / c["dense_test"]["mae"] - 1) for c in cs]
+        dense_mae[name] = [c["dense_test"]["mae"] for c in cs]
+        rows.append(f"| {name} | " + " | ".join(ms([c["test"][k] for c in cs]) for k in KEYS)
+                    + f" | {ms(dense_mae[name])} | {statistics.mean(rel):+.1f} % | {statistics.mean(c['finetune_epochs_run'] for c in cs):.1f}"
+                    + f" | {len(cs)} |")
+    summary = None
+    base = {n: v for n, v in sels.items() if not is_dynst(n)}
+    for dn in [n for n in sels if is_dynst(n)]:
+        if not base:
+            break
+        best = min(base, key=lambda n: statistics.mean(c["test"]["mae"] for c in base[n].values()))
+        common = sorted(set(sels[dn]) & set(base[best]))
+        if len(common) < 2:
+            continue
+        diffs = [sels[dn][s]["test"]["mae"] - base[best][s]["test"]["mae"] for s in common]
+        lo, hi = bootstrap(diffs)
+        dense_rel = [100 * (sels[dn][s]["test"]["mae"] / sels[dn][s]["dense_test"]["mae"] - 1) for s in common]
+        every = {}
+        for bn in base:
+            cm = sorted(set(sels[dn]) & set(base[bn]))
+            if len(cm) >= 2:
+                every[bn] = bootstrap([sels[dn][s]["test"]["mae"] - base[bn][s]["test"]["mae"] for s in cm])
+        summary = {"every_ahead": all(hi_ < 0 for _, hi_ in every.values()), "baselines": sorted(every),
+                   "dynst": dn, "best_baseline": best, "diff": statistics.mean(diffs), "lo": lo, "hi": hi,
+                   "seeds": len(common), "vs_dense": statistics.mean(dense_rel),
+                   "vs_dense_sd": statistics.stdev(dense_rel) if len(dense_rel) > 1 else 0.0}
+        rows.append(f"\nPaired by seed, {dn} minus the best baseline ({best}): {summary['diff']:+.3f} MAE, "
+                    f"95 % bootstrap interval [{lo:+.3f}, {hi:+.3f}] over {len(common)} seeds; "
+                    f"{dn} vs the dense model {summary['vs_dense']:+.1f} ± {summary['vs_dense_sd']:.1f} %.")
+    title = (f"**{DATA_NAMES.get(ds, ds)}, {bb.upper() if bb == 'stid' else 'Graph WaveNet'}, sparsity {sp:g}, "
+             f"target=\"{tgt}\"** (test MAE, mean ± std over seeds {', '.join(map(str, seeds_all))})\n\n")
+    return title + "\n".join(rows), summary
+
+
+def dense_table(dense: dict) -> str:
+    rows = ["| dataset | backbone | seeds | epochs | seconds | val MAE | test MAE | h3 | h6 | h12 | "
+            "persistence h3/h6/h12 | time-of-day h3/h6/h12 |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    by = defaultdict(list)
+    for (ds, bb, _), r in sorted(dense.items()):
+        by[(ds, bb)].append(r)
+    for (ds, bb), rs in by.items():
+        p, t = rs[0]["reference_test"]["persistence"], rs[0]["reference_test"]["time_of_day"]
+        rows.append(f"| {DATA_NAMES.get(ds, ds)} | {bb} | {len(rs)} | {statistics.mean(r['epochs_run'] for r in rs):.1f} | "
+                    f"{statistics.mean(r['train_seconds'] for r in rs):.0f} | {ms([r['val']['mae'] for r in rs])} | "
+                    + " | ".join(ms([r["test"][k] for r in rs]) for k in KEYS) + " | "
+                    + "/".join(f"{p[f'mae_h{h}']:.2f}" for h in HORIZONS) + " | "
+                    + "/".join(f"{t[f'mae_h{h}']:.2f}" for h in HORIZONS) + " |")
+    return "\n".join(rows)
+
+
+def sweep_table(sweep: list[dict], cells: list[dict], choice_path: Optional[Path]) -> str:
+    """Validation MAE of every DynST configuration on the sweep's seeds (the sweep's own validation-only
+    cells plus the DynST cells of the grid on those seeds); writes the choice to ``choice_path``."""
+    seeds = {c["config"]["seed"] for c in sweep}
+    by = defaultdict(list)
+    for c in sweep + [c for c in cells if is_dynst(c["config"]["selector"]) and c["config"]["seed"] in seeds]:
+        k = c["config"]
+        by[(k["dataset"], k["backbone"], k["target"], k["sparsity"], k["selector"])].append(c)
+    rows = ["| dataset | target | sparsity | DynST configuration | val MAE | seeds | chosen |", "|---|---|---|---|---|---|---|"]
+    best = {}
+    # the default first, so that a tie on validation keeps the default
+    for k, cs in sorted(by.items(), key=lambda kv: kv[0][4] != DEFAULT_DYNST):
+        g = k[:4]
+        m = statistics.mean(c["val"]["mae"] for c in cs)
+        if g not in best or m < best[g][0] - 1e-6:
+            best[g] = (m, k[4])
+    for k in sorted(by):
+        cs = by[k]
+        rows.append(f"| {DATA_NAMES.get(k[0], k[0])} | {k[2]} | {k[3]:g} | {k[4]} | "
+                    f"{ms([c['val']['mae'] for c in cs])} | {len(cs)} | {'**yes**' if best[k[:4]][1] == k[4] else ''} |")
+    if choice_path is not None and best:
+        choice = [{"dataset": g[0], "backbone": g[1], "target": g[2], "sparsity": g[3], "chosen": sel,
+                   "val_mae": m, "seeds": sorted(seeds),
+                   "candidates": {k[4]: statistics.mean(c["val"]["mae"] for c in cs) for k, cs in by.items()
+                                  if k[:4] == g}} for g, (m, sel) in sorted(best.items())]
+        choice_path.write_text(json.dumps({"chosen_by": "mean validation MAE over the seeds (test not read)",
+                                           "choices": choice}, indent=1))
+    return "\n".join(rows)
+
+
+def planted_table(obj: Optional[dict]) -> str:
+    if obj is None:
+        return "(not run)"
+    by = defaultdict(list)
+    for r in obj["rows"]:
+        by[r["selector"]].append(r)
+    rows = [f"Synthetic network ({obj['data']}), sparsity {obj['sparsity']}, seeds {obj['seeds']}: planted redundant "
+            "sensors pruned (a perfect selector prunes all of them first).\n",
+            "| selector | planted pruned / planted | share | seeds |", "|---|---|---|---|"]
+    for name, rs in sorted(by.items(), key=lambda kv: -sum(r["planted_pruned"] for r in kv[1])):
+        a, b = sum(r["planted_pruned"] for r in rs), sum(r["planted"] for r in rs)
+        rows.append(f"| {name} | {a} / {b} | {100 * a / max(1, b):.0f} % | {len(rs)} |")
+    return "\n".join(rows)
+
+
+def plot(cells: list[dict], dense: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    g = grouped(cells)
+    for ds, bb in sorted({(k[0], k[1]) for k in g}):
+        curves: dict = defaultdict(dict)
+        for (d, b, sp, tgt), sels in g.items():
+            if (d, b, tgt) != (ds, bb, "all"):
+                continue
+            for name, by_seed in sels.items():
+                curves[name][sp] = [c["test"]["mae"] for c in by_seed.values()]
+        dm = [r["test"]["mae"] for (d, b, _), r in dense.items() if (d, b) == (ds, bb)]
+        for pts in curves.values():
+            if dm:
+                pts[0.0] = dm  # no sensor removed: every selector is the dense model
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for name, pts in sorted(curves.items()):
+            xs = sorted(pts)
+            mu = [statistics.mean(pts[x]) for x in xs]
+            sd = [statistics.stdev(pts[x]) if len(pts[x]) > 1 else 0.0 for x in xs]
+            ax.plot(xs, mu, marker="o", label=name)
+            ax.fill_between(xs, [m - s for m, s in zip(mu, sd)], [m + s for m, s in zip(mu, sd)], alpha=0.15)
+        if dm:
+            ax.axhline(statistics.mean(dm), color="k", ls="--", label="dense")
+        ax.set_xlabel("sparsity (fraction of sensors removed)")
+        ax.set_ylabel("test MAE, all sensors")
+        ax.set_title(f"{DATA_NAMES.get(ds, ds)}, {bb}: mean ± std over seeds")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        out = path.parent / f"selection_study_{ds}_{bb}.png"  # benchmarks/results/
+        fig.savefig(out, dpi=120)
+        plt.close(fig)
+        print(f"wrote {out}")
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    pat = re.compile(rf"(<!-- selection-study:{name}:begin -->\n).*?(<!-- selection-study:{name}:end -->)", re.S)
+    if not pat.search(text):
+        raise SystemExit(f"marker <!-- selection-study:{name}:begin/end --> not found")
+    return pat.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
+
+
+def headline(summaries: dict, dense: dict) -> str:
+    lines = []
+    for key, s in sorted(summaries.items()):
+        if s is None:
+            continue
+        ds, bb, sp, tgt = key
+        verdict_dense = "within" if s["vs_dense"] <= 5.0 else "not within"
+        verdict_base = ("ahead of" if s["hi"] < 0 else "behind" if s["lo"] > 0 else "not separable from")
+        lines.append(f"| {DATA_NAMES.get(ds, ds)} | {bb} | {sp:g} | {tgt} | {s['dynst']} | "
+                     f"{s['vs_dense']:+.1f} ± {s['vs_dense_sd']:.1f} % ({verdict_dense} 5 %) | {s['best_baseline']} | "
+                     f"{s['diff']:+.3f} [{s['lo']:+.3f}, {s['hi']:+.3f}] ({verdict_base}) | {s['seeds']} |")
+    head = ["| data | backbone | sparsity | target | DynST | vs converged dense | best baseline | "
+            "DynST − best baseline, MAE [95 % CI] | seeds |", "|---|---|---|---|---|---|---|---|---|"]
+    return "\n".join(head + lines)
+
+
+def statement(summaries: dict) -> str:
+    """The README's one plain sentence on the headline cell (Los-loop, STID, 50 %, target="all")."""
+    s = summaries.get(("los-loop", "stid", 0.5, "all"))
+    if s is None:
+        return "(the selection study has no headline cells yet)"
+    dense = "within" if s["vs_dense"] <= 5.0 else "not within"
+    if s["hi"] < 0:
+        base = f"ahead of the best baseline ({s['best_baseline']}) beyond the 95 % interval"
+    elif s["lo"] > 0:
+        base = f"behind the best baseline ({s['best_baseline']}) beyond the 95 % interval"
+    else:
+        base = f"not separable from the best baseline ({s['best_baseline']})"
+    default = s["dynst"] == DEFAULT_DYNST
+    what = ("DynST with its defaults, whose importance is then a classical ridge backward elimination on the "
+            "training series (the learned gate, saliency and marginal terms get zero weight)") if default else s["dynst"]
+    if s["hi"] < 0:
+        base = (f"ahead of every baseline, the best ({s['best_baseline']}) included, beyond the 95 % interval"
+                if s["every_ahead"] else base + ", though not beyond the interval of every other baseline")
+    return (f"In the selection study (Los-loop, STID, half of the 207 sensors removed, {s['seeds']} seeds), "
+            f"{what}, is {s['vs_dense']:+.1f} ± {s['vs_dense_sd']:.1f} % in MAE from the converged dense model "
+            f"({dense} the 5 % goal) and {s['diff']:+.3f} MAE [95 % CI {s['lo']:+.3f}, {s['hi']:+.3f}] "
+            f"from {s['best_baseline']}: {base}.")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--print", action="store_true", help="print only, write nothing")
+    a = p.parse_args(argv)
+    cells = load(RES / "cells")
+    dense = {(r["config"]["dataset"], r["config"]["backbone"], r["config"]["seed"]): r for r in load(RES / "dense")}
+    g = grouped(cells)
+    parts, summaries = [], {}
+    for key in sorted(g, key=lambda k: (k[0], k[1], k[3], k[2])):
+        t, s = grid_table(key, g[key], dense)
+        parts.append(t)
+        summaries[key] = s
+    planted_path = RES / "planted_recovery.json"
+    blocks = {"dense": dense_table(dense), "grid": "\n\n".join(parts) or "(no cells yet)",
+              "sweep": sweep_table(load(RES / "sweep"), cells, None if a.print else RES / "sweep_choice.json"),
+              "planted": planted_table(json.loads(planted_path.read_text()) if planted_path.exists() else None)}
+    blocks["headline"] = headline(summaries, dense)
+    blocks["statement"] = statement(summaries)
+    if a.print:
+        for k, v in blocks.items():
+            print(f"--- {k}\n{v}\n")
+        return
+    readme = HERE / "README.md"
+    text = readme.read_text()
+    for name in ("dense", "grid", "sweep", "planted", "headline"):
+        text = replace_block(text, name, blocks[name])
+    readme.write_text(text)
+    top = HERE.parent / "README.md"
+    top.write_text(replace_block(replace_block(top.read_text(), "headline", blocks["headline"]),
+                                 "statement", blocks["statement"]))
+    plot(cells, dense, RES)  # RES.parent holds the plots
+    print(f"rewrote {readme} and {top}")
+
+
+if __name__ == "__main__":
+    main()
