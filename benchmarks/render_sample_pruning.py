@@ -185,6 +185,49 @@ def markdown_group(key: str, g: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def verdict(key: str, g: Dict[str, Any]) -> str:
+    """One sentence per group: the goal (<= 0.6x the full-data time to target at <= +1 % test MAE) and the ranking."""
+    ds, bb = key.split("/")
+    sp = g["policies"].get("stprune")
+    if sp is None:
+        return f"{ds}, {bb}: no ST-Prune cell yet."
+    if not g["all_beat_references"]:
+        return (f"{ds}, {bb}: the full-data model does not beat persistence and the time-of-day average at every "
+                "horizon, so nothing is ranked.")
+    n = len(sp["seeds"])
+    seeds = f"{n} seed{'s' if n > 1 else ''}"
+    parts = [f"{ds}, {bb} ({seeds}"
+             + (", fewer than the 3 the protocol asks for" if n < 3 else "") + "): ST-Prune reached the target on "
+             f"{sp['reached']}/{n} seeds"]
+    if sp["ttt_cpu_ratio"] is not None:
+        r, t = sp["ttt_cpu_ratio"], sp["test_rel"]
+        ok = r["mean"] <= 0.6 and t["mean"] <= 0.01
+        parts.append(f"in {r['mean']:.2f} ± {r['std']:.2f}x the full-data CPU time to target (wall "
+                     f"{sp['ttt_ratio']['mean']:.2f} ± {sp['ttt_ratio']['std']:.2f}x) at {100 * t['mean']:+.2f} ± "
+                     f"{100 * t['std']:.2f} % test MAE: the goal (<= 0.6x at <= +1 %) is "
+                     + ("**met**" if ok else "**not met**"))
+    text = ", ".join(parts) + "."
+    vs = []
+    for p, v in g["stprune_minus_baseline"].items():
+        if p == "full":
+            continue
+        b = g["policies"][p]
+        c = v["ttt_cpu"]
+        if c["paired_diff"] is None:
+            vs.append(f"{NAMES[p]}: no seed where both reached the target ({b['reached']}/{len(b['seeds'])} for "
+                      f"{NAMES[p]})")
+            continue
+        ci = c["ci95"]
+        word = ("sooner beyond the spread" if c["stprune_sooner_beyond_spread"] else
+                ("later beyond the spread" if ci is not None and ci[0] > 0 else "not separated from it"))
+        ci_s = f", 95 % interval [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else ", one seed: no interval"
+        vs.append(f"{NAMES[p]} {c['paired_diff']['mean']:+.1f} ± {c['paired_diff']['std']:.1f} CPU s{ci_s} "
+                  f"({word}; {b['reached']}/{len(b['seeds'])} reached)")
+    if vs:
+        text += " ST-Prune minus " + "; ".join(vs) + "."
+    return text
+
+
 def plot_group(key: str, g: Dict[str, Any], cells: List[Dict[str, Any]], path: str) -> None:
     import matplotlib
 
@@ -313,8 +356,9 @@ def main(argv: Optional[List[str]] = None) -> None:
             plot_group(key, g, cs, os.path.join(args.plots, name))
             md.append(f"\n![{key}](results/{name})")
     text = "\n\n".join(md)
-    print(text)
-    result = {"target_factor": TARGET_FACTOR, "groups": summary}
+    verdicts = " ".join(verdict(k, g) for k, g in summary.items())
+    print(text + "\n\n" + verdicts)
+    result = {"target_factor": TARGET_FACTOR, "groups": summary, "verdict": verdicts}
     if args.sweep:
         sw = sweep_summary(os.path.join(HERE, "results", "sample_pruning_sweep"), cells)
         result["sweep"] = sw
@@ -324,7 +368,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         json.dump(result, fh, indent=1)
     if args.readme:
         readme = os.path.join(HERE, "README.md")
-        replace_block(readme, "sample_pruning_tables", text)
+        replace_block(readme, "sample_pruning_tables", text + "\n\n" + verdicts)
+        replace_block(os.path.join(HERE, os.pardir, "README.md"), "sample_pruning_verdict", verdicts)
         if args.sweep:
             replace_block(readme, "sample_pruning_sweep", swmd)
 

@@ -61,7 +61,7 @@ from dynst_pyg.training.engine import EpochEngine, LoopState, Phase, resolve_dev
 from dynst_pyg.training.references import reference_metrics
 
 HORIZONS = (3, 6, 12)
-POLICIES = ("full", "stprune", "equal", "infobatch", "random")
+POLICIES = ("full", "stprune", "random", "equal", "infobatch")
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET_FACTOR = 1.01
 
