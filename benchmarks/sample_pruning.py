@@ -1,128 +1,134 @@
-"""Training-window pruning benchmark: full data vs random vs InfoBatch vs ST-Prune.
+"""Training-window pruning, time to accuracy: full data vs ST-Prune vs InfoBatch vs random vs equal steps.
 
-Los-loop (real METR-LA speeds, 207 sensors), Graph WaveNet ``small`` profile, the same
-number of epochs, optimiser and batch size for every policy. For every seed the
-full-data run comes first and the pruned runs follow, so the time ratios
-(``train_seconds / full train_seconds`` of the same seed) are taken in the same process
-and the same run. Training time counts only the training loop (forward, backward,
-step, ``set_epoch``/``update`` of the sampler; ST-Prune's one-off complexity pass is
-reported separately as ``setup_seconds`` and also included in ``train_seconds``).
-Wall-clock time is the headline (``time_ratio``); because the CPU may be shared with
-other processes, the process CPU time ratio (``cpu_time_ratio``) is reported too.
-Test metrics are computed on the raw scale with missing readings (0 on Los-loop, NaN on
-Aarhus) masked, for the model at the end of training.
+Protocol (DESIGN.md §8). For one dataset and backbone, every policy of a seed starts from the
+same initial weights (``torch.manual_seed(seed)`` before the model is built) and trains with
+the package's one epoch loop (:class:`~dynst_pyg.training.EpochEngine`) until early stopping
+on validation MAE (the same ``--patience`` and ``--epoch-cap`` for every policy; the best
+validated state is restored). Policies:
 
-Skip targets are *overall*: the fraction of window visits skipped over all epochs,
-including epoch 0 (always full: no losses recorded yet) and the annealing epochs
-``>= ceil(delta * E)`` (full data, weights 1). The per-pruning-epoch fraction passed to
-the samplers' target-ratio mode is therefore
-``s_epoch = s * E / (ceil(delta * E) - 1)`` (:func:`dynst_pyg.sampling.epoch_skip_ratio`);
-e.g. E = 10, delta = 0.875: s = 0.3 / 0.5 / 0.7 -> 0.375 / 0.625 / 0.875 per pruning
-epoch. All pruned policies use the same target-ratio mode: random prunes ``s_epoch`` of
-all windows; InfoBatch and ST-Prune skip a fraction ``r`` of the windows
-under the score quantile ``q = s_epoch / r`` with ``r = s_epoch ** 0.75`` (``--prune-ratio-power``;
-InfoBatch: loss only, one ratio; ST-Prune: loss x (1 + alpha complexity), per-stationarity-bin
-ratios). The learning rate follows a per-epoch cosine decay (``--lr-schedule``), the same for
-every policy.
+* ``full``: every training window every epoch;
+* ``stprune``, ``infobatch``, ``random``: the samplers of :mod:`dynst_pyg.sampling` in
+  target-ratio mode, skipping ``--ratio`` of the windows in every pruning epoch (epochs
+  ``1 .. ceil(delta * cap) - 1``; the sampler's ``num_epochs`` is the epoch cap);
+* ``equal``: full data, stopped at the total gradient-step count of the ``stprune`` cell of
+  the same seed ("train on everything, but stop sooner"; same patience as well).
+
+Every epoch records its wall-clock seconds split into training (forward, backward, step),
+sampler scoring (ST-Prune's one-off complexity pass, ``set_epoch`` and the per-step loss
+``update``: the sampler's methods are timed on the instance) and validation, the process
+CPU seconds, gradient steps, windows seen and validation MAE. The *time* of a run is training
++ scoring (validation is the protocol's measurement, recorded apart). Per seed the target is
+1.01 x the best validation MAE of the ``full`` cell; a policy's time to target is its first
+cumulative time at which validation MAE <= target (``None``: never). Test metrics are read
+once, for the best-validation state of each cell. ``render_sample_pruning.py`` turns the
+cells into tables and plots.
+
+Cells are resumable: one JSON per (dataset, backbone, policy, seed) under ``--out-dir``
+holding its full configuration; an existing cell with the same configuration is skipped, one
+with another configuration is refused (``--redo`` overwrites it).
 
 Usage::
 
-    python benchmarks/sample_pruning.py --quick --out quick.json
-    python benchmarks/sample_pruning.py --out full.json        # 3 seeds x 3 targets x 4 policies
+    python benchmarks/sample_pruning.py --quick                       # a few minutes, synthetic
+    python benchmarks/sample_pruning.py --dataset aarhus --backbone stid --seeds 0 1 2
+    python benchmarks/sample_pruning.py --dataset los-loop --backbone gwnet --policies full stprune equal
+    python benchmarks/sample_pruning.py --dataset aarhus --backbone stid --sweep   # validation only
 
-``--quick`` (1 seed, skip target 0.5, 6 epochs, every 2nd training window) runs in
-well under 10 minutes on 2 CPU cores.
-
-Aarhus (449 segments, readings missing): ``--dataset aarhus --resample 3 --time-features``
-trains on 15-minute averages of the observed readings
-(:func:`dynst_pyg.data.resample_mean`) with time-of-day / day-of-week inputs; missing
-targets never enter a loss, a window score or a metric, and ST-Prune's complexity is
-computed on the reading channels only (not the time channels). The JSON also holds
-persistence and the time-of-day average (:func:`dynst_pyg.training.reference_metrics`) on
-the same test windows.
+``--sweep`` runs ST-Prune over a small grid of ratio / annealing share / score mix and
+never reads test (cells under ``results/sample_pruning_sweep/``).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
-import statistics
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-from dynst_pyg.data import prepare
-from dynst_pyg.training.references import reference_metrics
-from dynst_pyg.data import SPLIT_RATIOS, WindowDataset, resample_mean
-from dynst_pyg.datasets import load_dataset, load_los_loop, synthetic_road_network
-from dynst_pyg.training.engine import EpochEngine, Phase, resolve_device
+from dynst_pyg.data import WindowDataset, prepare, resample_mean
+from dynst_pyg.datasets import load_aarhus, load_los_loop, synthetic_road_network
 from dynst_pyg.metrics import forecast_metrics, masked_mae
-from dynst_pyg.sampling import POLICIES, PruningSampler, epoch_skip_ratio, make_sampler
+from dynst_pyg.sampling import make_sampler
+from dynst_pyg.training.engine import EpochEngine, LoopState, Phase, resolve_device
+from dynst_pyg.training.references import reference_metrics
 
 HORIZONS = (3, 6, 12)
+POLICIES = ("full", "stprune", "random", "equal", "infobatch")
+HERE = os.path.dirname(os.path.abspath(__file__))
+TARGET_FACTOR = 1.01
+
+#: Data settings per dataset (what earlier benchmarks used; see benchmarks/README.md).
+DATASETS: Dict[str, Dict[str, Any]] = {
+    "aarhus": dict(resample=3, train_stride=3),            # 15-minute means of the observed readings
+    "los-loop": dict(resample=1, train_stride=1),
+    "synthetic": dict(resample=1, train_stride=1, nodes=40, steps=8_064),    # 28 days of 5 minutes
+    "synthetic-quick": dict(resample=1, train_stride=2, nodes=30, steps=3_000),
+}
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", choices=("los-loop", "aarhus", "synthetic"), default="los-loop",
-                   help="los-loop (default), aarhus, or a small synthetic network (for development)")
-    p.add_argument("--resample", type=int, default=1,
-                   help="average blocks of this many steps first (observed readings only; e.g. 3: 5 -> 15 min)")
-    p.add_argument("--time-features", action="store_true", help="time of day and day of week input channels")
+    p.add_argument("--dataset", choices=tuple(DATASETS), default="aarhus")
+    p.add_argument("--backbone", choices=("stid", "gwnet"), default="stid")
+    p.add_argument("--profile", default="small", help="backbone profile")
     p.add_argument("--policies", nargs="+", choices=POLICIES, default=list(POLICIES))
-    p.add_argument("--skip-targets", nargs="+", type=float, default=[0.3, 0.5, 0.7],
-                   help="overall skipped fraction of window visits (all epochs)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--delta", type=float, default=0.875)
+    p.add_argument("--epoch-cap", type=int, default=40)
+    p.add_argument("--patience", type=int, default=5, help="epochs without a better validation MAE")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--lr-schedule", choices=("cosine", "constant"), default="cosine",
-                   help="per-epoch learning rate: cosine decay to --lr-min-factor * lr over the epochs "
-                        "(the same for every policy), or constant")
-    p.add_argument("--lr-min-factor", type=float, default=0.05)
-    p.add_argument("--prune-ratio-power", type=float, default=0.75,
-                   help="InfoBatch/ST-Prune in target-ratio mode skip r = s_epoch ** power of the windows under "
-                        "the score quantile s_epoch / r (0.75: the samplers' default; 0.5: r = sqrt(s_epoch); "
-                        "1: r = s_epoch, every scored window is a candidate)")
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--clip", type=float, default=5.0)
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--precision", default="32", choices=("32", "bf16", "16"), help="training precision")
-    p.add_argument("--alpha", type=float, default=1.0, help="ST-Prune complexity weight")
-    p.add_argument("--num-bins", type=int, default=4, help="ST-Prune stationarity bins")
-    p.add_argument("--stationarity-strength", type=float, default=0.2)
-    p.add_argument("--train-stride", type=int, default=1, help="keep every k-th training window")
-    p.add_argument("--profile", default="small", help="Graph WaveNet profile")
-    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (ratios are what matter)")
+    p.add_argument("--ratio", type=float, default=0.5,
+                   help="fraction of the windows skipped in each pruning epoch (target-ratio mode)")
+    p.add_argument("--delta", type=float, default=0.875,
+                   help="pruning epochs 1 .. ceil(delta * epoch-cap) - 1, then full data (annealing)")
+    p.add_argument("--alpha", type=float, default=1.0, help="ST-Prune complexity weight in the score")
+    p.add_argument("--num-bins", type=int, default=4)
+    p.add_argument("--strength", type=float, default=0.2, help="ST-Prune stationarity strength")
+    p.add_argument("--train-stride", type=int, default=None, help="keep every k-th training window")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out-dir", default=None, help="cell folder (default: results/sample_pruning[_sweep|_quick])")
+    p.add_argument("--redo", action="store_true", help="overwrite cells whose stored configuration differs")
+    p.add_argument("--sweep", action="store_true",
+                   help="ST-Prune over ratio x delta x alpha on validation only (no test read)")
+    p.add_argument("--sweep-ratios", nargs="+", type=float, default=[0.3, 0.5, 0.7])
+    p.add_argument("--sweep-deltas", nargs="+", type=float, default=[0.5, 0.875])
+    p.add_argument("--sweep-alphas", nargs="+", type=float, default=[0.0, 1.0, 3.0])
     p.add_argument("--quick", action="store_true",
-                   help="1 seed, skip target 0.5, 6 epochs, train stride 2 (< 10 min on 2 cores)")
-    p.add_argument("--out", default=None, help="write the rows as JSON to this file")
+                   help="small synthetic network, STID, seed 0, cap 20, patience 3 (a few minutes)")
     args = p.parse_args(argv)
     if args.quick:
-        args.seeds, args.skip_targets, args.epochs, args.train_stride = [0], [0.5], 6, 2
-    for s in args.skip_targets:
-        epoch_skip_ratio(s, args.epochs, args.delta)          # fails early with a clear message
-    if args.train_stride < 1:
-        p.error("--train-stride must be >= 1")
+        args.dataset, args.backbone, args.seeds, args.epoch_cap, args.patience = "synthetic-quick", "stid", [0], 20, 3
+    if args.train_stride is None:
+        args.train_stride = DATASETS[args.dataset]["train_stride"]
+    if args.out_dir is None:
+        name = "sample_pruning_quick" if args.quick else ("sample_pruning_sweep" if args.sweep else "sample_pruning")
+        args.out_dir = os.path.join(HERE, "results", name)
     return args
 
 
-def load_splits(args: argparse.Namespace, device: torch.device):
-    if args.dataset == "synthetic":
-        ds = synthetic_road_network(num_nodes=40, num_steps=1200)
+# ----------------------------------------------------------------------------- data and model
+def load_splits(args: argparse.Namespace):
+    spec = DATASETS[args.dataset]
+    if args.dataset.startswith("synthetic"):
+        ds = synthetic_road_network(num_nodes=spec["nodes"], num_steps=spec["steps"], seed=0)
+    elif args.dataset == "aarhus":
+        ds = load_aarhus()
     else:
-        ds = load_los_loop() if args.dataset == "los-loop" else load_dataset(args.dataset)
-    if args.resample > 1:
-        ds = resample_mean(ds, args.resample)
-    splits = prepare(ds, t_in=12, t_out=12, ratios=SPLIT_RATIOS.get(ds.name, (0.7, 0.1, 0.2)),
-                        time_features=args.time_features).to(device)   # windows are sliced on the device
+        ds = load_los_loop()
+    if spec["resample"] > 1:
+        ds = resample_mean(ds, spec["resample"])
+    splits = prepare(ds, t_in=12, t_out=12, ratios=(0.7, 0.1, 0.2), time_features=True)
     train = splits.train
     if args.train_stride > 1:
         train = WindowDataset(train.inputs, train.targets, train.starts[::args.train_stride], train.t_in,
@@ -131,227 +137,260 @@ def load_splits(args: argparse.Namespace, device: torch.device):
 
 
 def build_model(args: argparse.Namespace, splits, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)                         # the same initial weights for every policy of a seed
+    if args.backbone == "stid":
+        from dynst_pyg.models.stid import STID
+
+        steps_per_day = int(round(24 * 60 / splits.dataset.interval_minutes))
+        return STID(splits.num_nodes, splits.in_features, splits.out_features, splits.t_in, splits.t_out,
+                    profile=args.profile, steps_per_day=steps_per_day)
     from dynst_pyg.models.graph_wavenet import GraphWaveNet
 
-    torch.manual_seed(seed)                        # model init and dropout; the samplers use their own generators
     return GraphWaveNet(num_nodes=splits.num_nodes, in_features=splits.in_features,
                         out_features=splits.out_features, t_in=splits.t_in, t_out=splits.t_out,
                         profile=args.profile)
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, wd: WindowDataset, splits, ei: torch.Tensor, ew: torch.Tensor,
-             batch_size: int = 128) -> Dict[str, float]:
+def predict(model: torch.nn.Module, wd: WindowDataset, splits, batch_size: int = 256):
     model.eval()
     preds, trues = [], []
-    for start in range(0, len(wd), batch_size):
-        idx = torch.arange(start, min(len(wd), start + batch_size))
+    for idx in torch.arange(len(wd)).split(batch_size):
         x, y = wd.batch(idx)
-        preds.append(splits.scaler.inverse_transform(model(x, ei, ew).float()))
+        out = model(x, splits.edge_index, splits.edge_weight).float()
+        preds.append(splits.scaler.inverse_transform(out, features=splits.target_features))
         trues.append(y)
-    return forecast_metrics(torch.cat(preds), torch.cat(trues), splits.null_value, horizons=HORIZONS)
+    return torch.cat(preds), torch.cat(trues)
 
 
-def make_policy(policy: str, skip_target: float, seed: int, args: argparse.Namespace, splits,
-                train: WindowDataset) -> PruningSampler:
-    kw: Dict[str, Any] = dict(seed=seed)
-    if policy != "full":
-        s_epoch = epoch_skip_ratio(skip_target, args.epochs, args.delta)
-        kw.update(delta=args.delta, target_ratio=s_epoch)
-        if policy in ("infobatch", "stprune"):
-            kw.update(prune_ratio=s_epoch ** args.prune_ratio_power)
-    if policy == "stprune":
-        kw.update(alpha=args.alpha, num_bins=args.num_bins, stationarity_strength=args.stationarity_strength,
-                  features=list(range(splits.dataset.num_features)))    # reading channels, not time channels
-    return make_sampler(policy, len(train), args.epochs, window_dataset=train, edge_index=splits.edge_index,
-                        edge_weight=splits.edge_weight, **kw)
+# ----------------------------------------------------------------------------- cells
+def cell_config(args: argparse.Namespace, policy: str, seed: int, sampler_kw: Dict[str, Any]) -> Dict[str, Any]:
+    """Everything that decides a cell's numbers (compared before a stored cell is reused)."""
+    cfg = {"dataset": args.dataset, "data": DATASETS[args.dataset], "train_stride": args.train_stride,
+           "time_features": True, "backbone": args.backbone, "profile": args.profile, "policy": policy,
+           "seed": seed, "epoch_cap": args.epoch_cap, "patience": args.patience, "batch_size": args.batch_size,
+           "lr": args.lr, "weight_decay": args.weight_decay, "clip": args.clip, "device": args.device,
+           "torch_threads": args.threads, "read_test": not args.sweep}
+    if policy in ("stprune", "infobatch", "random", "equal"):
+        cfg["sampler"] = dict(sampler_kw)            # equal: the ST-Prune run whose steps it matches
+    return cfg
 
 
-def epoch_lr(args: argparse.Namespace, epoch: int) -> float:
-    """Learning rate of ``epoch`` (per-epoch schedule, identical for every policy)."""
-    if args.lr_schedule == "constant" or args.epochs == 1:
-        return args.lr
-    lo = args.lr * args.lr_min_factor
-    return lo + 0.5 * (args.lr - lo) * (1.0 + math.cos(math.pi * epoch / (args.epochs - 1)))
+def cell_path(args: argparse.Namespace, policy: str, seed: int, sampler_kw: Dict[str, Any]) -> str:
+    tag = f"{args.dataset}_{args.backbone}_{policy}"
+    if args.sweep:
+        tag += f"_r{sampler_kw['ratio']:g}_d{sampler_kw['delta']:g}_a{sampler_kw['alpha']:g}"
+    return os.path.join(args.out_dir, f"{tag}_s{seed}.json")
 
 
-def run_one(policy: str, skip_target: float, seed: int, args: argparse.Namespace, splits,
-            train: WindowDataset, device: torch.device) -> Dict[str, Any]:
+def load_cell(path: str, cfg: Dict[str, Any], redo: bool) -> Optional[Dict[str, Any]]:
+    """The stored cell when its configuration is ``cfg``; ``None`` when absent (or ``redo``)."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        cell = json.load(fh)
+    stored = cell.get("config", {})
+    if stored == cfg:
+        return cell
+    diff = sorted(k for k in set(stored) | set(cfg) if stored.get(k) != cfg.get(k))
+    if redo:
+        return None
+    raise SystemExit(f"{path} holds another configuration (differs in {', '.join(diff)}: stored "
+                     f"{ {k: stored.get(k) for k in diff} } vs now { {k: cfg.get(k) for k in diff} }); "
+                     "pass --redo to overwrite it or --out-dir to keep both")
+
+
+class _Timer:
+    """Seconds spent inside wrapped callables (the sampler's scoring work)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def wrap(self, fn: Callable) -> Callable:
+        def timed(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                self.seconds += time.perf_counter() - t
+        return timed
+
+
+def run_cell(args: argparse.Namespace, policy: str, seed: int, sampler_kw: Dict[str, Any], splits,
+             train: WindowDataset, step_budget: Optional[int] = None) -> Dict[str, Any]:
+    device = resolve_device(args.device)
     model = build_model(args, splits, seed).to(device)
-    ei, ew = splits.edge_index.to(device), splits.edge_weight.to(device)
-    model.prepare_graph(ei, ew)
+    if hasattr(model, "prepare_graph"):
+        model.prepare_graph(splits.edge_index, splits.edge_weight)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    t0, c0 = time.perf_counter(), time.process_time()
-    sampler = make_policy(policy, skip_target, seed, args, splits, train)
-    setup = time.perf_counter() - t0
-    per_epoch: List[int] = []
+    scoring = _Timer()
+    t_setup, c_setup = time.perf_counter(), time.process_time()
+    if policy in ("full", "equal"):
+        sampler = make_sampler("full", len(train), args.epoch_cap, seed=seed)
+    else:
+        kw: Dict[str, Any] = dict(seed=seed, delta=sampler_kw["delta"], target_ratio=sampler_kw["ratio"])
+        if policy == "stprune":
+            kw.update(alpha=sampler_kw["alpha"], num_bins=sampler_kw["num_bins"],
+                      stationarity_strength=sampler_kw["strength"],
+                      features=list(range(splits.dataset.num_features)))   # readings, not the time channels
+        sampler = make_sampler(policy, len(train), args.epoch_cap, window_dataset=train,
+                               edge_index=splits.edge_index, edge_weight=splits.edge_weight, **kw)
+    setup_seconds, setup_cpu = time.perf_counter() - t_setup, time.process_time() - c_setup
+    scoring.seconds += setup_seconds
+    sampler.set_epoch = scoring.wrap(sampler.set_epoch)      # timing only: the calls are unchanged
+    sampler.update = scoring.wrap(sampler.update)
+
+    epochs: List[Dict[str, Any]] = []
+    clock = {"steps": 0, "val": 0.0, "val_cpu": 0.0}
+    mark: Dict[str, float] = {}
 
     def loss(module: torch.nn.Module, idx: torch.Tensor) -> torch.Tensor:
+        clock["steps"] += 1
         x, y = train.batch(idx)
-        pred = splits.scaler.inverse_transform(module(x, ei, ew).float())
+        pred = splits.scaler.inverse_transform(module(x, splits.edge_index, splits.edge_weight).float(),
+                                               features=splits.target_features)
         return masked_mae(pred, y, splits.null_value, reduction="none")
 
-    def set_lr(epoch: int) -> None:
-        for group in opt.param_groups:
-            group["lr"] = epoch_lr(args, epoch)
+    def validate() -> Dict[str, float]:
+        t, c = time.perf_counter(), time.process_time()
+        mae = float(masked_mae(*predict(model, splits.val, splits), splits.null_value))
+        clock["val"] += time.perf_counter() - t
+        clock["val_cpu"] += time.process_time() - c
+        return {"mae": mae}
 
-    # the package's one epoch loop (device, precision, sampler weights and updates, clipping)
-    engine = EpochEngine(device=device, precision=args.precision, batch_size=args.batch_size, clip_grad=args.clip,
-                         seed=seed, progress=False)
-    engine.run(Phase("train", model, opt, args.epochs, len(train), loss, sampler=sampler, on_epoch_start=set_lr,
-                     on_epoch_end=lambda rec, _: per_epoch.append(rec["samples"])))
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    train_seconds = time.perf_counter() - t0
-    train_cpu = time.process_time() - c0
-    metrics = evaluate(model, splits.test, splits, ei, ew)
-    seen = sum(per_epoch)
+    last_state: Dict[str, Any] = {}
+
+    def on_end(rec: Dict[str, Any], state: LoopState) -> None:
+        wall = time.perf_counter() - mark["wall"]
+        val_s = clock["val"] - mark["val"]
+        score_s = scoring.seconds - mark["score"]
+        prev = epochs[-1] if epochs else {"time_seconds": setup_seconds, "cpu_seconds": setup_cpu}
+        train_s = wall - val_s - score_s
+        epochs.append({"epoch": rec["epoch"], "train_seconds": train_s, "score_seconds": score_s,
+                       "val_seconds": val_s, "steps": clock["steps"] - mark["steps"], "windows": rec["samples"],
+                       "train_mae": rec["train_mae"], "val_mae": rec["val_mae"],
+                       "time_seconds": prev["time_seconds"] + train_s + score_s,
+                       "cpu_seconds": prev["cpu_seconds"] + time.process_time() - mark["cpu"]
+                       - (clock["val_cpu"] - mark["val_cpu"]),
+                       "total_steps": clock["steps"]})
+        if step_budget is not None:
+            last_state["model"] = copy.deepcopy(model.state_dict())
+
+    # set_epoch of epoch e runs before on_start(e): count it into epoch e by starting its clock there
+    set_epoch = sampler.set_epoch
+
+    def set_epoch_marked(epoch: int) -> None:
+        mark.update(wall=time.perf_counter(), cpu=time.process_time(), score=scoring.seconds,
+                    val=clock["val"], val_cpu=clock["val_cpu"], steps=clock["steps"])
+        set_epoch(epoch)
+
+    sampler.set_epoch = set_epoch_marked
+
+    def phase(epochs_: int) -> Phase:
+        return Phase("train", model, opt, epochs_, len(train), loss, validate=validate, sampler=sampler,
+                     on_epoch_end=on_end, patience=args.patience)
+
+    engine = EpochEngine(device=device, batch_size=args.batch_size, clip_grad=args.clip, seed=seed, progress=False)
+    if step_budget is None:
+        state = engine.run(phase(args.epoch_cap))
+    else:                                   # equal steps: whole epochs, then the remainder of one
+        per_epoch = engine.steps_per_epoch(len(train))
+        whole, rest = divmod(step_budget, per_epoch)
+        whole = min(whole, args.epoch_cap)
+        state = engine.run(phase(whole))
+        if rest and whole < args.epoch_cap and state.bad < args.patience:
+            if last_state:
+                model.load_state_dict(last_state["model"])       # continue from the last state, not the best
+            tail = EpochEngine(device=device, batch_size=args.batch_size, max_batches=rest, clip_grad=args.clip,
+                               seed=seed, progress=False)
+            state = tail.run(phase(whole + 1), state)
+    best = min(range(len(epochs)), key=lambda i: (epochs[i]["val_mae"], i))
     row: Dict[str, Any] = {
-        "policy": policy, "skip_target": skip_target if policy != "full" else 0.0, "seed": seed,
-        "train_seconds": train_seconds, "setup_seconds": setup, "time_ratio": None,
-        "train_cpu_seconds": train_cpu, "cpu_time_ratio": None,
-        "samples_seen": seen, "kept_fraction": seen / (args.epochs * len(train)),
-        "windows_per_epoch": per_epoch,
-    }
-    row.update(metrics)
+        "epochs_run": len(epochs), "best_epoch": epochs[best]["epoch"], "best_val_mae": epochs[best]["val_mae"],
+        "stopped_by": "patience" if state.bad >= args.patience else ("steps" if step_budget else "epoch cap"),
+        "total_seconds": epochs[-1]["time_seconds"], "total_cpu_seconds": epochs[-1]["cpu_seconds"],
+        "setup_seconds": setup_seconds, "score_seconds": sum(e["score_seconds"] for e in epochs) + setup_seconds,
+        "val_seconds": sum(e["val_seconds"] for e in epochs), "total_steps": clock["steps"],
+        "total_windows": sum(e["windows"] for e in epochs), "train_windows": len(train),
+        "epochs": epochs}
+    if not args.sweep:                       # test read once, for the best-validation state
+        test = forecast_metrics(*predict(model, splits.test, splits), splits.null_value, horizons=HORIZONS)
+        row["test"] = {k: test[k] for k in ("mae", "rmse", "mape", *(f"mae_h{h}" for h in HORIZONS))}
     return row
 
 
-def _fmt(v: Any, width: int, prec: int = 3) -> str:
-    if v is None:
-        return "-".rjust(width)
-    if isinstance(v, float):
-        return f"{v:.{prec}f}".rjust(width)
-    return str(v).rjust(width)
-
-
-def print_rows(rows: List[Dict[str, Any]]) -> None:
-    cols = [("policy", 10, 0), ("skip_target", 5, 2), ("seed", 4, 0), ("train_seconds", 8, 1),
-            ("time_ratio", 6, 3), ("cpu_time_ratio", 6, 3), ("samples_seen", 7, 0), ("kept_fraction", 6, 3),
-            ("mae", 7, 4), ("rmse", 7, 4), ("mape", 7, 3), ("mae_h3", 7, 4), ("mae_h6", 7, 4), ("mae_h12", 7, 4)]
-    heads = ["policy", "skip", "seed", "train_s", "t/full", "cpu/f", "seen", "kept", "MAE", "RMSE", "MAPE%",
-             "MAE@3", "MAE@6", "MAE@12"]
-    print(" ".join(h.rjust(w) for h, (_, w, _) in zip(heads, cols)))
-    for r in rows:
-        print(" ".join(_fmt(r.get(k), w, p) for k, w, p in cols))
-
-
-def summarise(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    groups: Dict[tuple, List[Dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["policy"], r["skip_target"]), []).append(r)
-    out = []
-    full_mae = {r["seed"]: r["mae"] for r in rows if r["policy"] == "full"}
-    for (policy, skip), rs in groups.items():
-        rel = [r["mae"] / full_mae[r["seed"]] - 1.0 for r in rs if r["seed"] in full_mae]
-        out.append({
-            "policy": policy, "skip_target": skip, "seeds": len(rs),
-            "time_ratio_median": statistics.median(r["time_ratio"] for r in rs),
-            "cpu_time_ratio_median": statistics.median(r["cpu_time_ratio"] for r in rs),
-            "kept_fraction": statistics.mean(r["kept_fraction"] for r in rs),
-            "mae_mean": statistics.mean(r["mae"] for r in rs),
-            "mae_std": statistics.pstdev([r["mae"] for r in rs]),
-            "mae_rel_to_full_mean": statistics.mean(rel) if rel else None,
-            "rmse_mean": statistics.mean(r["rmse"] for r in rs),
-            "mape_mean": statistics.mean(r["mape"] for r in rs),
-        })
-    return out
-
-
-def print_summary(summary: List[Dict[str, Any]]) -> None:
-    print("\nsummary (mean over seeds; time ratio = median of per-seed train_seconds / full)")
-    print(f"{'policy':>10} {'skip':>5} {'seeds':>5} {'t/full':>7} {'cpu/f':>6} {'kept':>6} {'MAE':>8} {'+-':>7} "
-          f"{'dMAE%':>7} {'RMSE':>8} {'MAPE%':>7}")
-    for s in summary:
-        rel = s["mae_rel_to_full_mean"]
-        print(f"{s['policy']:>10} {s['skip_target']:>5.2f} {s['seeds']:>5} {s['time_ratio_median']:>7.3f} "
-              f"{s['cpu_time_ratio_median']:>6.3f} {s['kept_fraction']:>6.3f} {s['mae_mean']:>8.4f} "
-              f"{s['mae_std']:>7.4f} "
-              f"{(100 * rel if rel is not None else float('nan')):>7.2f} {s['rmse_mean']:>8.4f} {s['mape_mean']:>7.3f}")
-
-
-def goal_check(summary: List[Dict[str, Any]]) -> List[str]:
-    lines = []
-    by = {(s["policy"], s["skip_target"]): s for s in summary}
-    for (policy, skip), s in sorted(by.items()):
-        if policy != "stprune" or 1.0 - s["kept_fraction"] < 0.4 - 0.005:  # 0.5 % slack: k is rounded per bin
-            continue
-        rel = s["mae_rel_to_full_mean"]
-        ok_time = s["time_ratio_median"] <= 0.6
-        ok_mae = rel is not None and rel <= 0.01
-        others = [by[(p, skip)]["mae_mean"] for p in ("infobatch", "random") if (p, skip) in by]
-        ok_base = all(s["mae_mean"] <= m for m in others) if others else None
-        lines.append(f"goal @ skip {skip:.2f} (skipped {1 - s['kept_fraction']:.1%}): time ratio "
-                     f"{s['time_ratio_median']:.3f} {'<=' if ok_time else '>'} 0.6 [{'ok' if ok_time else 'MISSED'}]; "
-                     f"MAE vs full {100 * (rel or 0):+.2f}% [{'ok' if ok_mae else 'MISSED'} (<= +1%)]; "
-                     f"vs InfoBatch/random: {'ok' if ok_base else ('MISSED' if ok_base is False else 'n/a')}")
-    return lines
-
-
-def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
+def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    splits, train = load_splits(args, device)
-    print(f"data: {splits!r}; training windows used: {len(train)} (stride {args.train_stride}); "
-          f"epochs {args.epochs}, delta {args.delta}, batch {args.batch_size}, threads {args.threads}, "
-          f"device {device}, precision {args.precision}")
-    for s in args.skip_targets:
-        print(f"skip target {s:.2f} overall -> {epoch_skip_ratio(s, args.epochs, args.delta):.3f} per pruning epoch "
-              f"(epochs 1..{math.ceil(args.delta * args.epochs) - 1})")
-    rows: List[Dict[str, Any]] = []
-    t_start = time.perf_counter()
-    for seed in args.seeds:
-        full_row = run_one("full", 0.0, seed, args, splits, train, device)
-        full_row["time_ratio"] = full_row["cpu_time_ratio"] = 1.0
-        print(f"  seed {seed} full: {full_row['train_seconds']:.1f}s MAE {full_row['mae']:.4f} (h3 "
-              f"{full_row['mae_h3']:.4f}, h6 {full_row['mae_h6']:.4f}, h12 {full_row['mae_h12']:.4f})", flush=True)
-        if "full" in args.policies:
-            rows.append(full_row)
-        for skip in args.skip_targets:
-            for policy in args.policies:
-                if policy == "full":
-                    continue
-                row = run_one(policy, skip, seed, args, splits, train, device)
-                row["time_ratio"] = row["train_seconds"] / full_row["train_seconds"]
-                row["cpu_time_ratio"] = row["train_cpu_seconds"] / full_row["train_cpu_seconds"]
-                rows.append(row)
-                print(f"  seed {seed} {policy} @ {skip:.2f}: {row['train_seconds']:.1f}s "
-                      f"(x{row['time_ratio']:.3f}) kept {row['kept_fraction']:.3f} MAE {row['mae']:.4f}", flush=True)
-        if "full" not in args.policies:
-            rows.append(full_row)                   # the reference is always reported
-    print()
-    print_rows(rows)
-    summary = summarise(rows)
-    print_summary(summary)
-    goals = goal_check(summary)
-    for line in goals:
-        print(line)
-    print(f"total wall time {time.perf_counter() - t_start:.1f}s")
-    refs = reference_metrics(splits.to("cpu"), "test", horizons=HORIZONS)
-    for k, m in refs.items():
-        print(f"reference test {k}: MAE {m['mae']:.3f} h3 {m['mae_h3']:.3f} h6 {m['mae_h6']:.3f} "
-              f"h12 {m['mae_h12']:.3f}")
-    ds = splits.dataset
-    result = {"config": {k: v for k, v in vars(args).items() if k != "out"}, "device": str(device),
-              "threads": torch.get_num_threads(), "seeds": args.seeds,
-              "split": f"chronological {':'.join(str(round(10 * r)) for r in splits.ratios)} (val/test windows "
-                       "whose targets overlap the previous split dropped); test metrics, model at the end of training",
-              "output_mode": "dense model, every sensor forecast (no sensor pruning)",
-              "budget": {"epochs": args.epochs, "batch_size": args.batch_size, "train_stride": args.train_stride,
-                         "train_windows": len(train), "delta": args.delta, "lr": args.lr,
-                         "lr_schedule": args.lr_schedule},
-              "data": {"dataset": args.dataset, "interval_minutes": ds.interval_minutes, "resample": args.resample,
-                       "steps": ds.num_steps, "nodes": ds.num_nodes, "observed_share": ds.observed_share,
-                       "time_features": args.time_features, "test_windows": len(splits.test)},
-              "references_test": refs,
-              "wall_seconds": time.perf_counter() - t_start, "rows": rows,
-              "summary": summary, "goal": goals}
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(result, fh, indent=2)
-        print(f"wrote {args.out}")
-    return result
+    os.makedirs(args.out_dir, exist_ok=True)
+    base_kw = dict(ratio=args.ratio, delta=args.delta, alpha=args.alpha, num_bins=args.num_bins,
+                   strength=args.strength)
+    if args.sweep:
+        # the default variant and the full-data target are the main cells of the same seed (their
+        # validation curves only); a sweep cell never reads test
+        jobs = [("stprune", seed, dict(base_kw, ratio=r, delta=d, alpha=a))
+                for seed in args.seeds for r in args.sweep_ratios for d in args.sweep_deltas
+                for a in args.sweep_alphas if (r, d, a) != (args.ratio, args.delta, args.alpha)]
+    else:
+        jobs = [(p, seed, base_kw) for seed in args.seeds for p in POLICIES if p in args.policies]
+    splits = train = None
+    meta = None
+    for policy, seed, kw in jobs:
+        kw = {k: v for k, v in kw.items() if policy == "stprune" or k in ("ratio", "delta")}
+        cfg = cell_config(args, policy, seed, kw if policy != "full" else {})
+        path = cell_path(args, policy, seed, kw)
+        if load_cell(path, cfg, args.redo) is not None:
+            print(f"skip {os.path.relpath(path)} (present, same configuration)", flush=True)
+            continue
+        if splits is None:
+            splits, train = load_splits(args)
+            refs = {s: reference_metrics(splits, s, horizons=HORIZONS) for s in ("val", "test")}
+            ds = splits.dataset
+            meta = {"nodes": ds.num_nodes, "steps": ds.num_steps, "interval_minutes": ds.interval_minutes,
+                    "observed_share": ds.observed_share, "train_windows": len(train), "val_windows": len(splits.val),
+                    "test_windows": len(splits.test),
+                    "references": {s: {f: {k: m[f][k] for k in ("mae", *(f"mae_h{h}" for h in HORIZONS))}
+                                       for f in m} for s, m in refs.items()}}
+            if args.sweep:
+                meta["references"].pop("test")
+        budget = None
+        if policy == "equal":
+            sp_kw = {k: v for k, v in kw.items()}
+            sp_path = cell_path(args, "stprune", seed, sp_kw)
+            if not os.path.exists(sp_path):
+                print(f"skip {os.path.relpath(path)}: needs {os.path.relpath(sp_path)} first", flush=True)
+                continue
+            with open(sp_path) as fh:
+                budget = json.load(fh)["total_steps"]
+        lock = path + ".lock"                # another process of the same folder runs this cell
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            print(f"skip {os.path.relpath(path)}: {os.path.relpath(lock)} exists (running elsewhere; delete it "
+                  "if that process died)", flush=True)
+            continue
+        t0 = time.perf_counter()
+        try:
+            row = run_cell(args, policy, seed, kw, splits, train, step_budget=budget)
+        finally:
+            os.remove(lock)
+        cell = {"config": cfg, "device": str(resolve_device(args.device)), "torch_threads": torch.get_num_threads(),
+                "budget": {"epoch_cap": args.epoch_cap, "patience": args.patience, "batch_size": args.batch_size,
+                           "step_budget": budget},
+                "chosen_by": ("validation only (sweep cell: test not read)" if args.sweep else
+                              "early stopping on validation MAE; test read once for the best-validation state"),
+                "time_definition": "time_seconds: wall-clock training + sampler scoring seconds; cpu_seconds: process CPU "
+                                   "seconds of the same (validation recorded apart in val_seconds)",
+                "data": meta, "cell_wall_seconds": time.perf_counter() - t0,
+                "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **row}
+        tmp = path + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(cell, fh, indent=1)
+        os.replace(tmp, path)
+        test = f", test MAE {row['test']['mae']:.4f}" if "test" in row else ""
+        print(f"{os.path.relpath(path)}: {row['epochs_run']} epochs ({row['stopped_by']}), {row['total_steps']} steps, "
+              f"{row['total_seconds']:.1f} s (scoring {row['score_seconds']:.1f} s), best val MAE "
+              f"{row['best_val_mae']:.4f} @ epoch {row['best_epoch']}{test}", flush=True)
 
 
 if __name__ == "__main__":
