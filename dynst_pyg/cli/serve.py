@@ -141,13 +141,14 @@ class Forecaster:
             stamps = parsed.to_numpy().astype("datetime64[s]").astype(np.int64) / 60.0
             step, unit = float(self.interval_minutes), "minute"
         diff = np.diff(stamps)
-        for i in np.flatnonzero(diff != step):
+        for i in np.flatnonzero(diff <= 0):  # order first: a swap also breaks the interval
             r, t, prev = int(i) + 1, times[int(i) + 1], times[int(i)]
             if diff[i] == 0:
                 raise ValueError(f"readings, row {r + 1}: time {t} duplicates row {r} (one row per time step)")
-            if diff[i] < 0:
-                raise ValueError(f"readings, row {r + 1}: time {t} comes before row {r} ({prev}); "
-                                 "rows must be in time order")
+            raise ValueError(f"readings, row {r + 1}: time {t} comes before row {r} ({prev}); "
+                             "rows must be in time order")
+        for i in np.flatnonzero(diff != step):
+            r = int(i) + 1
             raise ValueError(f"readings, row {r + 1}: {diff[i]:g} {unit}(s) after row {r}; the run's interval is "
                              f"{step:g} {unit}(s) ({self.interval_minutes} min)")
         if numeric.isna().any():
