@@ -40,7 +40,8 @@ class _InputOnly(nn.Module):
         return self.served(x)
 
 
-def export_served(served: nn.Module, example: Tensor, dynamic_batch: bool = True) -> tuple[object, str]:
+def export_served(served: nn.Module, example: Tensor, dynamic_batch: bool = True,
+                  try_export: bool = True) -> tuple[object, str]:
     """``(program, kind)``: ``served`` exported with :func:`torch.export.export` (``kind="export"``,
     an :class:`~torch.export.ExportedProgram`) or, where that fails, traced to TorchScript
     (``kind="torchscript"``, a :class:`torch.jit.ScriptModule`).
@@ -49,9 +50,14 @@ def export_served(served: nn.Module, example: Tensor, dynamic_batch: bool = True
         served (nn.Module): A :class:`~dynst_pyg.models.ServedModel` in eval mode.
         example (Tensor): An input ``[B, T_in, K, F_in]`` (``B >= 2`` keeps the batch dynamic).
         dynamic_batch (bool, optional): Let the batch size vary (default: :obj:`True`).
+        try_export (bool, optional): Try :func:`torch.export.export` first; :obj:`False` goes
+            straight to TorchScript (default: :obj:`True`).
     """
     module = _InputOnly(served).eval()
+    reason = "not tried"
     try:
+        if not try_export:
+            raise RuntimeError("torch.export not tried")
         shapes = {"x": {0: torch.export.Dim("batch", min=1, max=65536)}} if dynamic_batch else None
         with torch.no_grad():
             program = torch.export.export(module, (example,), dynamic_shapes=shapes)
