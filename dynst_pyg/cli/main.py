@@ -173,11 +173,15 @@ def _add_device(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .runs import evaluate_run
+    from .runs import evaluate_loaded, load_run
 
-    m = evaluate_run(args.run, args.split, device=args.device)
+    run = load_run(args.run, device=args.device, allow_other_data=args.allow_other_data)
+    m = evaluate_loaded(run, args.split)
     print(f"{args.split} metrics of {args.run}: " + ", ".join(f"{k} {v:.3f}" for k, v in m.items()
                                                            if not k.startswith(("rmse_", "mape_"))))
+    if not run.data_matches:
+        print(f"note: the data of {run.spec.data or run.spec.dataset} differ from the data run {run.run_id} was "
+              f"trained on (--allow-other-data); these metrics are of other data")
     return 0
 
 
@@ -186,8 +190,69 @@ def add_evaluate(sub) -> None:
                        description="Rebuild the served model of a `dynst-pyg prune` run and report its metrics.")
     p.add_argument("--run", required=True, help="directory written by `dynst-pyg prune`")
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="which split")
+    p.add_argument("--allow-other-data", action="store_true",
+                   help="evaluate even when the data differ from the run's (checksum in model.pt); says so")
     _add_device(p)
     p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    from .run_folder import atomic_write
+    from .serve import Forecaster, read_readings
+
+    fc = Forecaster.load(args.run, device=None if args.device == "auto" else args.device)
+    rows = fc.predict(read_readings(args.readings), every_window=args.every_window)
+    out = Path(args.out)
+    if out.suffix.lower() == ".parquet":
+        import io
+
+        buf = io.BytesIO()
+        rows.to_parquet(buf, index=False)
+        atomic_write(out, buf.getvalue())
+    else:
+        atomic_write(out, rows.to_csv(index=False))
+    silent = sorted(set(rows.loc[rows["input_missing"], "sensor_id"]))
+    print(f"wrote {out}: {len(rows)} rows ({rows['sensor_id'].nunique()} sensors x {fc.t_out} horizons"
+          f"{'' if not args.every_window else ' x every window'}, target={fc.target})")
+    if silent:
+        print(f"note: no reading in the last {fc.t_in} steps from {len(silent)} kept sensor(s), forecast from filled "
+              f"values (input_missing=True): {', '.join(silent[:10])}{' ...' if len(silent) > 10 else ''}")
+    return 0
+
+
+def add_forecast(sub) -> None:
+    p = sub.add_parser("forecast", help="forecast from live readings of the kept sensors", formatter_class=_fmt(),
+                       description="Forecast every horizon from the last T_in readings with the served model of a "
+                                   "`dynst-pyg prune` run; writes long rows time,sensor_id,horizon,forecast,"
+                                   "input_missing on the original scale.")
+    p.add_argument("--run", required=True, help="directory written by `dynst-pyg prune`")
+    p.add_argument("--readings", required=True, metavar="FILE",
+                   help="CSV or Parquet in the --data readings format (time column, one column per sensor); only "
+                        "the kept sensors' columns are needed")
+    p.add_argument("--out", default="forecasts.csv", help="output CSV (or .parquet)")
+    p.add_argument("--every-window", action="store_true", help="forecast from every T_in consecutive rows")
+    _add_device(p)
+    p.set_defaults(func=cmd_forecast)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_run
+
+    c = export_run(args.run, args.out)
+    note = "" if c["kind"] == "export" else f" (TorchScript: torch.export failed: {c['export_fallback_reason']})"
+    print(f"wrote {args.out}/: {c['program']}{note}, contract.json ({len(c['kept_sensor_ids'])} kept sensors in, "
+          f"{len(c['output_sensor_ids'])} out, T_in {c['t_in']}, T_out {c['t_out']})")
+    return 0
+
+
+def add_export(sub) -> None:
+    p = sub.add_parser("export", help="export the served model as a stand-alone program", formatter_class=_fmt(),
+                       description="Write a torch.export program (TorchScript where export fails) whose only input "
+                                   "is the normalised input tensor [B, T_in, K, F], plus contract.json (kept sensor "
+                                   "ids in order, scaler, T_in, T_out, interval, channels, target).")
+    p.add_argument("--run", required=True, help="directory written by `dynst-pyg prune`")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.set_defaults(func=cmd_export)
 
 
 def cmd_map(args: argparse.Namespace) -> int:
@@ -238,7 +303,7 @@ def add_map(sub) -> None:
 
 
 #: Subcommand registrars, in --help order.
-COMMANDS: list[Callable] = [add_prune, add_evaluate, add_map, add_datasets]
+COMMANDS: list[Callable] = [add_prune, add_evaluate, add_forecast, add_export, add_map, add_datasets]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ from ..metrics import horizons_for
 from ..placement import select_sensors
 from ..selection.mask import SensorMask
 from ..training import REFERENCE_NAMES, DistContext, DynSTTrainer, reference_metrics, shortfalls
+from .runs import save_run_model
 from .run_folder import RunFolderLock, atomic_write, new_run_id, write_manifest
 from .spec import RunSpec, backbone_factory, load_splits, run_config
 
@@ -147,10 +148,7 @@ def _write_run(out: Path, spec: RunSpec, splits: ForecastSplits, result, summary
     run_id = new_run_id()
     summary["run_id"] = run_id
     atomic_write(out / "mask.json", json.dumps(mask.to_dict(), indent=1, allow_nan=False) + "\n")
-    buf = io.BytesIO()
-    torch.save({"spec": asdict(spec), "state_dict": {k: v.cpu() for k, v in result.model.state_dict().items()},
-                "mask": mask.to_dict(), "scaler": splits.scaler.state_dict(), "run_id": run_id}, buf)
-    atomic_write(out / "model.pt", buf.getvalue())
+    atomic_write(out / "model.pt", save_run_model(spec, splits, result.model, mask, run_id))
     atomic_write(out / "metrics.json", json.dumps(summary, indent=2))
     _write_report(out, spec, summary, rows)
     files = ["mask.json", "model.pt", "metrics.json", "report.md"]

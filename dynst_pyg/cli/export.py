@@ -1,0 +1,126 @@
+"""``dynst-pyg export``: a run's served model as a stand-alone program plus its input/output contract.
+
+The program (``model.pt2``, :func:`torch.export.save`; ``model.ts``, TorchScript, where
+:func:`torch.export.export` cannot trace the backbone) takes one tensor, the normalised
+inputs ``x [B, T_in, K, F_in]`` of the kept sensors in ``contract.json``'s order, and returns
+normalised forecasts ``[B, T_out, M, F_out]`` (``M`` = the kept sensors, or every sensor
+with ``target="all"``). The sub-graph (its edges and weights) and every weight are constants
+of the program, so it needs neither ``dynst_pyg`` nor PyG to run; ``forecast = out * std + mean``
+with the scaler of ``contract.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from .run_folder import atomic_write
+from .serve import Forecaster
+
+__all__ = ["export_served", "export_run", "CONTRACT", "CONTRACT_VERSION"]
+
+#: Name of the contract file next to the program.
+CONTRACT = "contract.json"
+#: Version of the contract's layout.
+CONTRACT_VERSION = 1
+
+
+class _InputOnly(nn.Module):
+    """The served model called with the input tensor alone (the gate's active set fixed)."""
+
+    def __init__(self, served: nn.Module) -> None:
+        super().__init__()
+        self.served = served
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.served(x)
+
+
+def export_served(served: nn.Module, example: Tensor, dynamic_batch: bool = True,
+                  try_export: bool = True) -> tuple[object, str]:
+    """``(program, kind)``: ``served`` exported with :func:`torch.export.export` (``kind="export"``,
+    an :class:`~torch.export.ExportedProgram`) or, where that fails, traced to TorchScript
+    (``kind="torchscript"``, a :class:`torch.jit.ScriptModule`).
+
+    Args:
+        served (nn.Module): A :class:`~dynst_pyg.models.ServedModel` in eval mode.
+        example (Tensor): An input ``[B, T_in, K, F_in]`` (``B >= 2`` keeps the batch dynamic).
+        dynamic_batch (bool, optional): Let the batch size vary (default: :obj:`True`).
+        try_export (bool, optional): Try :func:`torch.export.export` first; :obj:`False` goes
+            straight to TorchScript (default: :obj:`True`).
+    """
+    module = _InputOnly(served).eval()
+    reason = "not tried"
+    try:
+        if not try_export:
+            raise RuntimeError("torch.export not tried")
+        shapes = {"x": {0: torch.export.Dim("batch", min=1, max=65536)}} if dynamic_batch else None
+        with torch.no_grad():
+            program = torch.export.export(module, (example,), dynamic_shapes=shapes)
+        return program, "export"
+    except Exception as exc:  # noqa: BLE001 - any tracing failure falls back to TorchScript
+        reason = " ".join(str(exc).split())[:200]
+    with torch.no_grad():
+        scripted = torch.jit.trace(module, (example,), check_trace=False)
+    scripted.export_reason = reason  # type: ignore[attr-defined]
+    return scripted, "torchscript"
+
+
+def _contract(fc: Forecaster, kind: str, program_file: str, reason: Optional[str]) -> dict:
+    run, splits = fc.run, fc.run.splits
+    channels = [f"{name} (normalised)" for name in splits.dataset.feature_names]
+    if splits.missing_indicator:
+        channels += [f"{name} observed (1.0 reading, 0.0 filled)" for name in splits.dataset.feature_names]
+    if splits.time_features:
+        channels += ["time of day in [0, 1)", "day of week / 7 (Monday 0)"]
+    return {
+        "format_version": CONTRACT_VERSION, "run_id": run.run_id, "program": program_file, "kind": kind,
+        "export_fallback_reason": reason, "backbone": run.spec.backbone, "target": fc.target,
+        "input": "x [B, T_in, K, F_in]: the kept sensors' readings, missing ones carried forward from the last "
+                 "reading (training mean before the first), normalised (x - mean) / std, then the channels below",
+        "output": "[B, T_out, M, F_out] normalised; forecast = out * std + mean; M = output_sensor_ids",
+        "kept_sensor_ids": fc.kept_ids, "output_sensor_ids": fc.output_ids,
+        "scaler": {"mean": fc.scaler.mean.reshape(-1).tolist(), "std": fc.scaler.std.reshape(-1).tolist(),
+                   "per_sensor": fc.scaler.per_node},
+        "t_in": fc.t_in, "t_out": fc.t_out, "interval_minutes": fc.interval_minutes,
+        "input_channels": channels, "target_features": list(splits.target_features),
+        "null_value": fc.null_value,
+    }
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, dynamic_batch: bool = True) -> dict:
+    """Exports a run's served model (on CPU) to ``out_dir``: the program and ``contract.json``.
+
+    Returns the contract. The run folder is checked as by :func:`~dynst_pyg.cli.load_run`.
+
+    Args:
+        run_dir (str or Path): A folder written by ``dynst-pyg prune``.
+        out_dir (str or Path): Where to write ``model.pt2`` (or ``model.ts``) and ``contract.json``.
+        dynamic_batch (bool, optional): Let the batch size vary (default: :obj:`True`).
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file; expected a directory for the program and contract.json")
+    fc = Forecaster.load(run_dir, device="cpu")
+    x = fc.run.sub.test.batch(torch.arange(min(2, len(fc.run.sub.test))))[0].cpu()
+    program, kind = export_served(fc.run.served, x, dynamic_batch)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reason = getattr(program, "export_reason", None)
+    name = "model.pt2" if kind == "export" else "model.ts"
+    tmp = out_dir / f".{name}.tmp"
+    if kind == "export":
+        torch.export.save(program, str(tmp))
+    else:
+        torch.jit.save(program, str(tmp))
+    data = tmp.read_bytes()
+    tmp.unlink()
+    atomic_write(out_dir / name, data)
+    stale = out_dir / ("model.ts" if kind == "export" else "model.pt2")
+    stale.unlink(missing_ok=True)
+    contract = _contract(fc, kind, name, reason)
+    atomic_write(out_dir / CONTRACT, json.dumps(contract, indent=1) + "\n")
+    return contract
