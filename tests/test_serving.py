@@ -109,7 +109,7 @@ def test_bad_readings_are_refused_in_one_line(fc, run, tmp_path, capsys, case, m
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and msg in err[0], err
     if case in ("order", "duplicate"):
-        assert "row 10" in err[0]  # data row 9 is the 10th line of the CSV; the message counts data rows from 1
+        assert "readings, row 9:" in err[0]  # 0-based row 8 is data row 9: the message counts data rows from 1
     assert not (tmp_path / "f.csv").exists()
 
 
