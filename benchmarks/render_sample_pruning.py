@@ -162,13 +162,13 @@ def markdown_group(key: str, g: Dict[str, Any]) -> str:
                  + "/".join(f"{refs['time_of_day'][f'mae_h{h}']:.3f}" for h in HORIZONS) + ": "
                  + ("**beats both at every horizon on every seed**." if g["all_beat_references"] else
                     "**does NOT beat both references at every horizon: nothing below ranks anything**."))
-    lines += ["", "| policy | reached target | time to target (s) | / full's | CPU time to target / full's | "
-              "total time (s) | steps | windows | test MAE | vs full |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| policy | reached target | wall time to target (s) | / full's | CPU time to target / full's | "
+              "total wall (s) | total CPU (s) | steps | windows | test MAE | vs full |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for p, s in g["policies"].items():
         lines.append(f"| {NAMES[p]} | {s['reached']}/{len(s['seeds'])} | {_ms(s['ttt'])} | "
                      f"{_ms(s['ttt_ratio'], '{:.2f}')} | {_ms(s['ttt_cpu_ratio'], '{:.2f}')} | "
-                     f"{_ms(s['total_seconds'])} | {_ms(s['steps'], '{:.0f}')} | {_ms(s['windows'], '{:.0f}')} | "
+                     f"{_ms(s['total_seconds'])} | {_ms(s['total_cpu_seconds'])} | {_ms(s['steps'], '{:.0f}')} | {_ms(s['windows'], '{:.0f}')} | "
                      f"{_ms(s['test_mae'], '{:.3f}')} | {_ms(s['test_rel'], '{:+.2f}', pct=True)} |")
     if g["stprune_minus_baseline"]:
         lines += ["", "ST-Prune minus baseline, time to target (paired by seed, mean ± std, 95 % bootstrap "
