@@ -271,10 +271,13 @@ def main(argv=None) -> None:
     dense = {(r["config"]["dataset"], r["config"]["backbone"], r["config"]["seed"]): r for r in load(RES / "dense")}
     g = grouped(cells)
     parts, summaries = [], {}
+    main_table = "(no cells yet)"
     for key in sorted(g, key=lambda k: (k[0], k[1], k[3], k[2])):
         t, s = grid_table(key, g[key], dense)
         parts.append(t)
         summaries[key] = s
+        if key == ("los-loop", "stid", 0.5, "all"):
+            main_table = t
     planted_path = RES / "planted_recovery.json"
     blocks = {"dense": dense_table(dense), "grid": "\n\n".join(parts) or "(no cells yet)",
               "sweep": sweep_table(load(RES / "sweep"), cells, None if a.print else RES / "sweep_choice.json"),
@@ -291,8 +294,10 @@ def main(argv=None) -> None:
         text = replace_block(text, name, blocks[name])
     readme.write_text(text)
     top = HERE.parent / "README.md"
-    top.write_text(replace_block(replace_block(top.read_text(), "headline", blocks["headline"]),
-                                 "statement", blocks["statement"]))
+    text = top.read_text()
+    for name, body in (("headline", blocks["headline"]), ("statement", blocks["statement"]), ("main", main_table)):
+        text = replace_block(text, name, body)
+    top.write_text(text)
     plot(cells, dense, RES)  # RES.parent holds the plots
     print(f"rewrote {readme} and {top}")
 
