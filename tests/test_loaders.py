@@ -169,3 +169,26 @@ def test_los_loop_id_mismatch_fails(tmp_path):
     (tmp_path / "metr-la/graph_sensor_locations.csv").write_text("index,sensor_id,latitude,longitude\n0,1,34,-118\n1,3,34,-118\n")
     with pytest.raises(ValueError, match="position 1"):
         load_los_loop(tmp_path)
+
+
+class _Marker:
+    """Unpickling this runs ``open(path, 'w')``: the marker file appears if the loader runs code."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_an_adjacency_pickle_runs_no_code(tmp_path):
+    write_metr_like(tmp_path)
+    ids, adj = L._load_adj_pkl(tmp_path / "metr-la" / "adj_mx.pkl")  # the real format still loads
+    assert ids == ["773869", "767541", "767542"] and adj[0, 1] == pytest.approx(0.5)
+    bad = tmp_path / "crafted.pkl"
+    marker = tmp_path / "pwned"
+    with open(bad, "wb") as fh:
+        pickle.dump([["a"], {"a": 0}, _Marker(str(marker))], fh, protocol=2)
+    with pytest.raises(ValueError, match=r"crafted.pkl: refuses to unpickle (io|builtins).open"):
+        L._load_adj_pkl(bad)
+    assert not marker.exists()

@@ -11,6 +11,7 @@ from dynst_pyg.selection.mask import SensorMask
 from dynst_pyg.models import GraphWaveNet, LiftHead
 from dynst_pyg.placement.selectors import select_sensors
 from dynst_pyg.training import DynSTConfig, DynSTTrainer, ServedModel
+from dynst_pyg.training.checkpoint import CheckpointMismatchError
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +76,52 @@ def test_resume_after_interrupt_gives_the_same_result(tiny, tmp_path, monkeypatc
     resumed = DynSTTrainer(factory(24), tiny, cfg).fit()
     assert resumed.mask == ref.mask
     assert resumed.test_metrics["mae"] == pytest.approx(ref.test_metrics["mae"], rel=1e-5)
+
+
+def test_resume_with_sample_pruning_inside_the_finetune(tiny, tmp_path, monkeypatch):
+    """The checkpoint (sampler state included) loads with ``weights_only=True`` and resumes exactly."""
+    kw = dict(warmup_epochs=1, finetune_epochs=3, sample_pruning="stprune",
+              sample_pruning_kwargs={"target_ratio": 0.5})
+    ref = DynSTTrainer(factory(24), tiny, quick_cfg(**kw)).fit()
+    cfg = quick_cfg(checkpoint_dir=str(tmp_path), **kw)
+    tr = DynSTTrainer(factory(24), tiny, cfg)
+    real_save, calls = tr.checkpoints.save, {"n": 0}
+
+    def save_then_interrupt(state):
+        real_save(state)
+        calls["n"] += 1
+        if calls["n"] == 4:  # warm-up 1, search 1, then inside the fine-tune
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr.checkpoints, "save", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        tr.fit()
+    state = torch.load(tmp_path / "dynst_checkpoint.pt", weights_only=True)
+    assert state["phase"] == "finetune" and state["sampler"] is not None
+    resumed = DynSTTrainer(factory(24), tiny, cfg).fit()
+    assert resumed.mask == ref.mask
+    assert resumed.test_metrics["mae"] == pytest.approx(ref.test_metrics["mae"], rel=1e-5)
+
+
+class _Marker:
+    """Unpickling this runs ``open(path, 'w')``: the marker file appears if the loader runs code."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_crafted_checkpoint_is_refused_and_its_code_never_runs(tiny, tmp_path):
+    cfg = quick_cfg(checkpoint_dir=str(tmp_path))
+    tr = DynSTTrainer(factory(24), tiny, cfg)
+    marker = tmp_path / "pwned"
+    torch.save({"phase": "warmup", "fingerprint": tr.checkpoints.fingerprint, "x": _Marker(str(marker))},
+               tmp_path / "dynst_checkpoint.pt")
+    with pytest.raises(CheckpointMismatchError, match="cannot be read"):
+        tr.fit()
+    assert not marker.exists()
 
 
 def test_baseline_masks_go_through_the_same_finetune(tiny):

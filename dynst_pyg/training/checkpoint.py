@@ -7,6 +7,10 @@ checksum of its series and graph, the backbone's class and hyper-parameters, the
 version). A checkpoint whose fingerprint differs from the current run's is never resumed:
 :meth:`Checkpointer.load` raises :class:`CheckpointMismatchError` naming the fields that
 differ.
+
+The file holds tensors and plain Python data only (the configuration and record as dicts, the
+mask as its ``to_dict``) and is read with ``torch.load(..., weights_only=True)``: a file that
+holds any other pickled object is refused as unreadable, and loading it runs no code.
 """
 
 from __future__ import annotations
@@ -137,7 +141,7 @@ class Checkpointer:
         if p is None or not p.is_file():
             return None
         try:
-            state = torch.load(p, map_location="cpu", weights_only=False)
+            state = torch.load(p, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
             raise CheckpointMismatchError(f"the checkpoint {p} cannot be read ({type(exc).__name__}: {exc}); "
                                           f"{self._advice()}") from exc
