@@ -53,7 +53,7 @@ def _stats(ms: list[float]) -> dict:
 
 
 @torch.no_grad()
-def cell(backbone: str, ds, sparsity: float, batch: int, repeats: int, dense, seed: int = 0,
+def cell(backbone: str, ds, sparsity: float, batch: int, repeats: int, dense, seed: int = 0, warmup: int = 3,
          kinds: dict = {}) -> dict:  # noqa: B006 - remembers per backbone whether torch.export worked
     N = ds.num_nodes
     g = torch.Generator().manual_seed(seed)
@@ -69,8 +69,11 @@ def cell(backbone: str, ds, sparsity: float, batch: int, repeats: int, dense, se
     export_s = time.perf_counter() - t0
     exported = program.module() if kind == "export" else program
     calls = {"dense_eager": (dense, xn), "pruned_eager": (pruned, xk), "pruned_exported": (exported, xk)}
+    diff = float((exported(xk) - pruned(xk)).abs().max())  # the exported program computes the same forecast
+    if diff > 1e-4:
+        raise RuntimeError(f"{backbone} N={N} K={k} b={batch}: the {kind} program differs from eager by {diff:.2e}")
     for fn, x in calls.values():  # warm-up: TorchScript's profiling executor optimises over the first calls
-        for _ in range(3):
+        for _ in range(warmup):
             fn(x)
     times = {name: [] for name in calls}
     names = list(calls)
@@ -81,28 +84,37 @@ def cell(backbone: str, ds, sparsity: float, batch: int, repeats: int, dense, se
     ratio = np.asarray(times["pruned_exported"]) / np.asarray(times["dense_eager"])
     q1, med, q3 = np.percentile(ratio, [25, 50, 75])
     return {"backbone": backbone, "network": ds.name, "sensors": N, "kept": k, "sparsity": sparsity, "batch": batch,
-            "export_kind": kind, "export_seconds": export_s, **{n: _stats(t) for n, t in times.items()},
+            "export_kind": kind, "export_seconds": export_s, "exported_max_abs_diff": diff, "warmup_calls": warmup, **{n: _stats(t) for n, t in times.items()},
             "ratio_exported_over_dense": {"median": float(med), "q1": float(q1), "q3": float(q3)},
             "goal_2x_met": bool(med <= 0.5)}
 
 
+def _key(c: dict) -> tuple:
+    return (c["backbone"], c["network"], c["sensors"], c["sparsity"], c["batch"])
+
+
 def run(repeats_small: int, repeats_large: int, large_nodes: int, out: Path,
-        large_batches: tuple = (1, 64)) -> dict:
+        large_batches: tuple = (1, 64), large_sparsities: tuple = (0.3, 0.5, 0.7), only_large: bool = False,
+        keep_cells: bool = False) -> dict:
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
-    nets = [(load_los_loop(), repeats_small, (1, 64)),
-            (synthetic_road_network(num_nodes=large_nodes, num_steps=64, seed=0), repeats_large, large_batches)]
+    nets = [] if only_large else [(load_los_loop(), repeats_small, (1, 64), (0.3, 0.5, 0.7), 3)]
+    # one warm-up call on the large network: a batch-64 call there takes a minute or more on one thread
+    nets.append((synthetic_road_network(num_nodes=large_nodes, num_steps=64, seed=0), repeats_large,
+                 large_batches, large_sparsities, 1))
+    old = json.loads(out.read_text())["cells"] if keep_cells and out.is_file() else []
     result = {"device": "cpu", "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
               "torch": torch.__version__, "repeats": {"los-loop": repeats_small, "synthetic": repeats_large},
               "weights": "freshly initialised (latency does not depend on the weights' values)", "cells": []}
     result["large_batches"] = list(large_batches)
-    for ds, reps, batches in nets:
+    result["cells"] = list(old)
+    for ds, reps, batches, sparsities, warmup in nets:
         for backbone in ("gwnet", "dcrnn"):
             dense = _served(backbone, ds, None)
-            for sparsity in (0.3, 0.5, 0.7):
+            for sparsity in sparsities:
                 for batch in batches:
-                    c = cell(backbone, ds, sparsity, batch, reps, dense)
-                    result["cells"].append(c)
+                    c = cell(backbone, ds, sparsity, batch, reps, dense, warmup=warmup)
+                    result["cells"] = [o for o in result["cells"] if _key(o) != _key(c)] + [c]
                     print(f"{backbone} {ds.name} N={ds.num_nodes} s={sparsity} b={batch}: dense "
                           f"{c['dense_eager']['median_ms']:.1f} ms, pruned {c['pruned_eager']['median_ms']:.1f}, "
                           f"exported ({c['export_kind']}) {c['pruned_exported']['median_ms']:.1f}; ratio "
@@ -116,7 +128,7 @@ def table(result: dict) -> str:
     head = ("| backbone | network | N | K | batch | dense eager ms (p99) | pruned eager ms (p99) | "
             "pruned exported ms (p99) | exported / dense: median [IQR] | 2x goal |\n|" + "---|" * 10 + "\n")
     rows = []
-    for c in result["cells"]:
+    for c in sorted(result["cells"], key=lambda c: (c["sensors"], c["backbone"] != "gwnet", c["sparsity"], c["batch"])):
         r = c["ratio_exported_over_dense"]
         rows.append(f"| {c['backbone']} | {c['network']} | {c['sensors']} | {c['kept']} | {c['batch']} | "
                     f"{c['dense_eager']['median_ms']:.1f} ({c['dense_eager']['p99_ms']:.1f}) | "
@@ -134,13 +146,18 @@ def main() -> None:
     ap.add_argument("--large-nodes", type=int, default=2000, help="sensors of the synthetic network")
     ap.add_argument("--large-batches", type=int, nargs="+", default=[1, 64],
                     help="batch sizes on the large network (batch 64 at 2,000 sensors takes minutes per cell on CPU)")
+    ap.add_argument("--large-sparsities", type=float, nargs="+", default=[0.3, 0.5, 0.7])
+    ap.add_argument("--only-large", action="store_true", help="measure the large network only")
+    ap.add_argument("--keep-cells", action="store_true",
+                    help="keep the cells of --out that this run does not measure (same key: replaced)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true", help="print the table of --out and exit")
     args = ap.parse_args()
     if args.table:
         print(table(json.loads(args.out.read_text())))
         return
-    print(table(run(args.repeats, args.repeats_large, args.large_nodes, args.out, tuple(args.large_batches))))
+    print(table(run(args.repeats, args.repeats_large, args.large_nodes, args.out, tuple(args.large_batches),
+                    tuple(args.large_sparsities), args.only_large, args.keep_cells)))
 
 
 if __name__ == "__main__":

@@ -98,6 +98,14 @@ def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
     return value
 
 
+def values_checkable() -> bool:
+    """:obj:`False` while :func:`torch.export.export`, :func:`torch.compile` or :func:`torch.jit.trace`
+    traces the caller: checks that read tensor *values* are skipped then (the traced program's graph
+    tensors are constants that were checked when the model was built and called eagerly)."""
+    exporting = getattr(torch.compiler, "is_exporting", lambda: False)()
+    return not (exporting or torch.compiler.is_compiling() or torch.jit.is_tracing())
+
+
 def check_graph(edge_index: Any, edge_weight: Any, num_nodes: int, *, name: str = "edge_index") -> None:
     """Checks an ``edge_index`` ``[2, E]`` / ``edge_weight`` ``[E]`` pair of a graph with ``num_nodes`` nodes.
 
@@ -116,7 +124,7 @@ def check_graph(edge_index: Any, edge_weight: Any, num_nodes: int, *, name: str 
         raise ValueError(f"`{name}` must have shape [2, E], got {tuple(edge_index.shape)}")
     if edge_index.dtype not in (torch.long, torch.int32, torch.int16, torch.int8, torch.uint8):
         raise ArgumentTypeError(f"`{name}` must be an integer (long) tensor, got dtype {edge_index.dtype}")
-    if edge_index.numel() > 0:
+    if edge_index.numel() > 0 and values_checkable():
         lo, hi = int(edge_index.min()), int(edge_index.max())
         if lo < 0 or hi >= num_nodes:
             raise ValueError(f"`{name}` has node indices in [{lo}, {hi}] but the graph has {num_nodes} nodes "
@@ -130,7 +138,7 @@ def check_graph(edge_index: Any, edge_weight: Any, num_nodes: int, *, name: str 
                          f"got {tuple(edge_weight.shape)}")
     if not edge_weight.is_floating_point():
         raise ArgumentTypeError(f"`edge_weight` must be a float tensor, got dtype {edge_weight.dtype}")
-    if edge_weight.numel() and not bool(torch.isfinite(edge_weight).all()):
+    if edge_weight.numel() and values_checkable() and not bool(torch.isfinite(edge_weight).all()):
         raise ValueError("`edge_weight` must be finite, found NaN or inf")
 
 

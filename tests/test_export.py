@@ -14,7 +14,7 @@ from dynst_pyg.cli import Forecaster
 from dynst_pyg.cli.export import export_served
 from dynst_pyg.cli.main import main
 from dynst_pyg.datasets import synthetic_road_network
-from dynst_pyg.models import ServedModel, make_backbone
+from dynst_pyg.models import DCRNN, ServedModel, make_backbone
 from dynst_pyg.scoring import SensorGate
 from dynst_pyg.selection.mask import SensorMask
 from dynst_pyg.transforms import DynSTMask
@@ -57,6 +57,8 @@ def test_exported_run_with_a_lift_head_matches_the_forecaster(tmp_path, capsys):
     assert main(["export", "--run", str(run), "--out", str(out)]) == 0
     assert "contract.json" in capsys.readouterr().out
     c = json.loads((out / "contract.json").read_text())
+    assert (c["kind"], c["program"]) == ("export", "model.pt2"), c["export_fallback_reason"]
+    assert c["graph"] == "supports baked in"
     fc = Forecaster.load(run, device="cpu")
     assert c["kept_sensor_ids"] == fc.kept_ids and c["output_sensor_ids"] == fc.sensor_ids
     assert (c["t_in"], c["t_out"], c["interval_minutes"], c["target"]) == (12, 12, fc.interval_minutes, "all")
@@ -75,12 +77,17 @@ def test_exported_backbones_run_without_the_library(tmp_path, backbone, in_featu
     ds = synthetic_road_network(num_nodes=20, num_steps=50, seed=0)
     keep = torch.arange(0, 20, 2)
     sub = DynSTMask(SensorMask.from_indices(keep, 20))(ds)
-    served = ServedModel(SensorGate(20), make_backbone(backbone, 20, in_features, 1, 12, 12), keep,
+    # a one-layer DCRNN with a short decoder: the exported graph unrolls every recurrent step
+    bb = (DCRNN(20, 1, 1, 12, 4, hidden=8, num_layers=1) if backbone == "dcrnn"
+          else make_backbone(backbone, 20, in_features, 1, 12, 12))
+    served = ServedModel(SensorGate(20), bb, keep,
                          sub.edge_index, sub.edge_weight).eval()
     x = torch.randn(4, 12, 10, in_features)
     if in_features == 3:
         x[..., 1:] = torch.rand(4, 12, 10, 2)
     program, kind = export_served(served, x[:2])
+    assert kind == "export", getattr(program, "export_reason", "")  # torch.export traces every backbone
+    assert program.graph_constants == ("supports rebuilt per call" if backbone == "stid" else "supports baked in")
     if kind == "export":
         torch.export.save(program, str(tmp_path / "model.pt2"))
     else:

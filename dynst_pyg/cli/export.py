@@ -4,9 +4,11 @@ The program (``model.pt2``, :func:`torch.export.save`; ``model.ts``, TorchScript
 :func:`torch.export.export` cannot trace the backbone) takes one tensor, the normalised
 inputs ``x [B, T_in, K, F_in]`` of the kept sensors in ``contract.json``'s order, and returns
 normalised forecasts ``[B, T_out, M, F_out]`` (``M`` = the kept sensors, or every sensor
-with ``target="all"``). The sub-graph (its edges and weights) and every weight are constants
-of the program, so it needs neither ``dynst_pyg`` nor PyG to run; ``forecast = out * std + mean``
-with the scaler of ``contract.json``.
+with ``target="all"``). Every weight and the sub-graph are constants of the program: for a
+backbone that diffuses over the graph (Graph WaveNet, DCRNN) its supports are computed once at
+export and stored dense (``"graph": "supports baked in"`` in the contract), so a call does no
+graph work. The program needs neither ``dynst_pyg`` nor PyG to run; ``forecast = out * std +
+mean`` with the scaler of ``contract.json``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,47 @@ class _InputOnly(nn.Module):
         return self.served(x)
 
 
+class _BakedSupports(nn.Module):
+    """The served model with its backbone's graph supports computed once and held as buffers.
+
+    For a backbone with ``forward_with_supports`` (Graph WaveNet, DCRNN): the sub-graph's fixed
+    supports (and Graph WaveNet's adaptive one, a function of frozen weights) are built eagerly,
+    densified and stored, so the program multiplies by constants instead of rebuilding the
+    transition matrices from ``edge_index`` on every call.
+    """
+
+    def __init__(self, served: nn.Module) -> None:
+        super().__init__()
+        self.gate, self.backbone, self.lift = served.gate, served.backbone, served.lift
+        self.register_buffer("keep", None if served.keep is None else served.keep.clone())
+        bb, k = served.backbone, _backbone_nodes(served)
+        with torch.no_grad():
+            build = bb.supports if hasattr(bb, "supports") else bb.prepare_graph
+            sup = build(served.edge_index, served.edge_weight, served.keep, num_nodes=k)
+        self.num_supports = len(sup)
+        for i, m in enumerate(sup):
+            self.register_buffer(f"support_{i}", (m.to_dense() if m.layout != torch.strided else m).clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.gate(x, node_index=self.keep)
+        out = self.backbone.forward_with_supports(h, [getattr(self, f"support_{i}") for i in range(self.num_supports)])
+        if self.lift is not None:
+            out = self.lift(out, self.keep)
+        return out
+
+
+def _backbone_nodes(served: nn.Module) -> int:
+    """Number of sensors the served model's backbone runs on."""
+    return served.backbone.num_nodes if served.keep is None else int(served.keep.numel())
+
+
+def _programs(served: nn.Module):
+    """Modules to try in turn: supports baked in where the backbone takes them, then the model as is."""
+    if hasattr(served.backbone, "forward_with_supports"):
+        yield "supports baked in", lambda: _BakedSupports(served).eval()
+    yield "supports rebuilt per call", lambda: _InputOnly(served).eval()
+
+
 def export_served(served: nn.Module, example: Tensor, dynamic_batch: bool = True,
                   try_export: bool = True) -> tuple[object, str]:
     """``(program, kind)``: ``served`` exported with :func:`torch.export.export` (``kind="export"``,
@@ -53,24 +96,25 @@ def export_served(served: nn.Module, example: Tensor, dynamic_batch: bool = True
         try_export (bool, optional): Try :func:`torch.export.export` first; :obj:`False` goes
             straight to TorchScript (default: :obj:`True`).
     """
-    module = _InputOnly(served).eval()
-    reason = "not tried"
-    try:
-        if not try_export:
-            raise RuntimeError("torch.export not tried")
-        shapes = {"x": {0: torch.export.Dim("batch", min=1, max=65536)}} if dynamic_batch else None
-        with torch.no_grad():
-            program = torch.export.export(module, (example,), dynamic_shapes=shapes)
-        return program, "export"
-    except Exception as exc:  # noqa: BLE001 - any tracing failure falls back to TorchScript
-        reason = " ".join(str(exc).split())[:200]
+    reasons = []
+    shapes = {"x": {0: torch.export.Dim("batch", min=1, max=65536)}} if dynamic_batch else None
+    for how, build in (_programs(served) if try_export else ()):
+        try:
+            module = build()
+            with torch.no_grad():
+                program = torch.export.export(module, (example,), dynamic_shapes=shapes)
+            program.graph_constants = how  # type: ignore[attr-defined]
+            return program, "export"
+        except Exception as exc:  # noqa: BLE001 - any tracing failure falls back to the next way
+            reasons.append(f"{how}: " + " ".join(str(exc).split())[:200])
     with torch.no_grad():
-        scripted = torch.jit.trace(module, (example,), check_trace=False)
-    scripted.export_reason = reason  # type: ignore[attr-defined]
+        scripted = torch.jit.trace(_InputOnly(served).eval(), (example,), check_trace=False)
+    scripted.export_reason = "; ".join(reasons) or "torch.export not tried"  # type: ignore[attr-defined]
+    scripted.graph_constants = "supports rebuilt per call"  # type: ignore[attr-defined]
     return scripted, "torchscript"
 
 
-def _contract(fc: Forecaster, kind: str, program_file: str, reason: Optional[str]) -> dict:
+def _contract(fc: Forecaster, kind: str, program_file: str, reason: Optional[str], graph: str) -> dict:
     run, splits = fc.run, fc.run.splits
     channels = [f"{name} (normalised)" for name in splits.dataset.feature_names]
     if splits.missing_indicator:
@@ -79,7 +123,7 @@ def _contract(fc: Forecaster, kind: str, program_file: str, reason: Optional[str
         channels += ["time of day in [0, 1)", "day of week / 7 (Monday 0)"]
     return {
         "format_version": CONTRACT_VERSION, "run_id": run.run_id, "program": program_file, "kind": kind,
-        "export_fallback_reason": reason, "backbone": run.spec.backbone, "target": fc.target,
+        "export_fallback_reason": reason, "graph": graph, "backbone": run.spec.backbone, "target": fc.target,
         "input": "x [B, T_in, K, F_in]: the kept sensors' readings, missing ones carried forward from the last "
                  "reading (training mean before the first), normalised (x - mean) / std, then the channels below",
         "output": "[B, T_out, M, F_out] normalised; forecast = out * std + mean; M = output_sensor_ids",
@@ -121,6 +165,6 @@ def export_run(run_dir: str | Path, out_dir: str | Path, dynamic_batch: bool = T
     atomic_write(out_dir / name, data)
     stale = out_dir / ("model.ts" if kind == "export" else "model.pt2")
     stale.unlink(missing_ok=True)
-    contract = _contract(fc, kind, name, reason)
+    contract = _contract(fc, kind, name, reason, getattr(program, "graph_constants", "supports rebuilt per call"))
     atomic_write(out_dir / CONTRACT, json.dumps(contract, indent=1) + "\n")
     return contract

@@ -46,7 +46,7 @@ from torch_geometric.data import Data
 
 from ..linalg import ridge_solve
 from .batching import to_dense_windows, to_node_first, window_layout
-from .._checks import check_graph, check_positive_ints
+from .._checks import check_graph, check_positive_ints, values_checkable
 from .supports import dense_adjacency
 
 __all__ = ["LiftHead", "Propagation"]
@@ -328,13 +328,14 @@ class LiftHead(nn.Module):
             raise ValueError(f"y_kept has {f} features (last dim) but LiftHead was built with features={self.features}")
         if self.prop_weight is not None:
             kept = self.bound_node_index
-            if node_index is not None and not torch.equal(node_index.to(kept.device).long(), kept):
+            if (node_index is not None and values_checkable()
+                    and not torch.equal(node_index.to(kept.device).long(), kept)):
                 raise ValueError("this LiftHead is bound to one kept set (built with node_index=...) and "
                                  "node_index differs from it; build a head for the new kept set")
             if k != kept.numel():
                 raise ValueError(f"y_kept has K={k} nodes but the head is bound to {kept.numel()} kept nodes")
             pruned, weights = self.bound_pruned_index, self.prop_weight
-            fallback = torch.zeros(pruned.numel(), dtype=torch.bool, device=kept.device)
+            fallback = None  # a bound head has no pruned sensor without a kept neighbour
         else:
             if node_index is None:
                 if k != self.num_nodes:
@@ -351,7 +352,7 @@ class LiftHead(nn.Module):
         pruned = pruned.to(y_kept.device)
         weights = weights.to(device=y_kept.device, dtype=y_kept.dtype)
         prop = torch.matmul(weights, y_kept)  # [B, T, U, F]
-        if bool(fallback.any()):
+        if fallback is not None and (not values_checkable() or bool(fallback.any())):  # traced: always
             fb = fallback.to(y_kept.device).view(1, 1, -1, 1)
             prop = torch.where(fb, y_kept.mean(dim=2, keepdim=True), prop)
         out_pruned = prop * self.scale[pruned] + self.bias[pruned]

@@ -24,7 +24,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from .._checks import check_graph
+from .._checks import check_graph, values_checkable
 
 __all__ = [
     "dense_adjacency",
@@ -116,7 +116,7 @@ def transition_supports(
     if kind not in ("dual", "forward"):
         raise ValueError(f"kind must be 'dual' or 'forward', got {kind!r}")
     adj = dense_adjacency(edge_index, edge_weight, num_nodes, dtype=dtype, device=device)
-    if (adj < 0).any():
+    if values_checkable() and bool((adj < 0).any()):
         raise ValueError("edge_weight must be non-negative to build random-walk transition matrices")
     fwd = random_walk_matrix(adj).t().contiguous()
     if kind == "forward":
@@ -219,6 +219,9 @@ def check_forward_inputs(
             raise TypeError(f"{model}: node_index must be an integer (long) tensor, got dtype {node_index.dtype}")
         if node_index.numel() != k:
             raise ValueError(f"{model}: node_index has {node_index.numel()} entries but x has K={k} nodes (dim 2)")
+        if not values_checkable():  # traced: node_index is a constant checked eagerly
+            check_graph(edge_index, edge_weight, k)
+            return k
         lo, hi = int(node_index.min()), int(node_index.max())
         if lo < 0 or hi >= num_nodes:
             raise ValueError(f"{model}: node_index values must lie in [0, {num_nodes - 1}] (num_nodes={num_nodes}), "
@@ -235,8 +238,8 @@ def to_support_format(support: Tensor, sparse: "bool | str" = "auto", *, density
     Args:
         support (Tensor): dense ``[K, K]`` support.
         sparse (bool or str, optional): ``True`` for CSR, ``False`` for dense, ``"auto"``
-            for CSR when the fraction of non-zeros is below ``density_threshold``
-            (default: ``"auto"``).
+            for CSR when the fraction of non-zeros is below ``density_threshold``; while
+            traced (:func:`torch.export.export`) ``"auto"`` is dense (default: ``"auto"``).
         density_threshold (float, optional): density cut-off for ``"auto"`` (default: ``0.2``).
 
     Returns:
@@ -244,6 +247,8 @@ def to_support_format(support: Tensor, sparse: "bool | str" = "auto", *, density
     """
     if sparse not in (True, False, "auto"):
         raise ValueError(f"sparse must be True, False or 'auto', got {sparse!r}")
+    if sparse == "auto" and not values_checkable():
+        sparse = False  # traced (torch.export): the layout may not depend on values; dense traces everywhere
     if sparse == "auto":
         k = support.size(0)
         density = float((support != 0).sum()) / max(k * k, 1)
