@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ..data.dataset import SpatioTemporalDataset
+from .safe_pickle import ArraysOnlyUnpickler
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -316,35 +317,11 @@ def _load_h5_table(path: Path) -> tuple[np.ndarray, list[str], Optional[datetime
     return values, ids, start, interval
 
 
-#: What a DCRNN ``adj_mx.pkl`` may contain: numpy arrays, dtypes and scalars, and bytes (plus builtin
-#: containers, which pickle encodes without a lookup). Anything else would be code run by the unpickler.
-_ADJ_PICKLE_CLASSES = frozenset({
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("_codecs", "encode"),  # how protocol 2 stores bytes (str -> bytes, no side effect)
-})
-
-
-class _ArraysOnlyUnpickler(pickle.Unpickler):
-    """An unpickler that builds numpy arrays and builtin containers and refuses every other object."""
-
-    def __init__(self, fh, path: Path) -> None:
-        super().__init__(fh, encoding="latin1")
-        self.path = path
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in _ADJ_PICKLE_CLASSES:
-            return super().find_class(module, name)
-        raise ValueError(f"{self.path}: refuses to unpickle {module}.{name}; an adjacency pickle holds only "
-                         f"[sensor_ids, sensor_id_to_ind, adj_mx] as lists, dicts and numpy arrays")
-
-
 def _load_adj_pkl(path: Path) -> tuple[list[str], np.ndarray]:
     """``(sensor_ids, adj_mx)`` of a DCRNN adjacency pickle, read without running code from the file."""
     with open(path, "rb") as fh:
         try:
-            obj = _ArraysOnlyUnpickler(fh, path).load()
+            obj = ArraysOnlyUnpickler(fh, path).load()
         except (pickle.UnpicklingError, EOFError) as exc:
             raise ValueError(f"{path}: not a readable adjacency pickle ({exc})") from exc
     if not (isinstance(obj, (list, tuple)) and len(obj) == 3):
