@@ -3,7 +3,10 @@
 import pytest
 import torch
 
-from dynst_pyg.models.supports import (SupportCache, check_forward_inputs, dense_adjacency, diffuse,
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dynst_pyg.models.supports import (EdgeListSupport, SupportCache, check_forward_inputs, dense_adjacency, diffuse,
                                        random_walk_matrix, to_support_format, transition_supports)
 
 
@@ -95,3 +98,23 @@ def test_check_forward_inputs_messages():
         check_forward_inputs(x[:, :, :2], ei, None, torch.tensor([1, 1]), num_nodes=3, in_features=1)
     with pytest.raises(ValueError, match=r"\[B, T_in, K, F\]"):
         check_forward_inputs(x[0], ei, None, None, num_nodes=3, in_features=1)
+
+
+def test_edge_list_support_diffuses_like_the_matrix():
+    s = torch.tensor([[0.0, 0.5, 0.5], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    e = EdgeListSupport.from_matrix(s)
+    assert e.row.tolist() == [0, 0, 1] and e.col.tolist() == [1, 2, 0] and e.value.tolist() == [0.5, 0.5, 1.0]
+    assert tuple(e.shape) == (3, 3)
+    z = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    assert torch.equal(diffuse(e, z), torch.tensor([[4.0, 5.0], [1.0, 2.0], [0.0, 0.0]]))  # row 2 has no edge
+
+
+@settings(max_examples=25, deadline=None)
+@given(k=st.integers(1, 12), density=st.floats(0.0, 1.0), seed=st.integers(0, 10_000))
+def test_edge_list_support_matches_dense_and_csr(k, density, seed):
+    g = torch.Generator().manual_seed(seed)
+    s = (torch.rand(k, k, generator=g) < density).float() * torch.rand(k, k, generator=g)
+    z = torch.randn(k, 3, 4, generator=g)
+    want = diffuse(s, z)
+    torch.testing.assert_close(diffuse(EdgeListSupport.from_matrix(s), z), want)
+    torch.testing.assert_close(diffuse(EdgeListSupport.from_matrix(s.to_sparse_csr()), z), want)

@@ -6,8 +6,8 @@ inputs ``x [B, T_in, K, F_in]`` of the kept sensors in ``contract.json``'s order
 normalised forecasts ``[B, T_out, M, F_out]`` (``M`` = the kept sensors, or every sensor
 with ``target="all"``). Every weight and the sub-graph are constants of the program: for a
 backbone that diffuses over the graph (Graph WaveNet, DCRNN) its supports are computed once at
-export and stored dense (``"graph": "supports baked in"`` in the contract), so a call does no
-graph work. The program needs neither ``dynst_pyg`` nor PyG to run; ``forecast = out * std +
+export and stored (dense, or as their non-zeros where the eager model holds them sparse;
+``"graph": "supports baked in"`` in the contract), so a call does no graph work. The program needs neither ``dynst_pyg`` nor PyG to run; ``forecast = out * std +
 mean`` with the scaler of ``contract.json``.
 """
 
@@ -20,6 +20,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from ..models.supports import EdgeListSupport
 from .run_folder import atomic_write
 from .serve import Forecaster
 
@@ -46,9 +47,11 @@ class _BakedSupports(nn.Module):
     """The served model with its backbone's graph supports computed once and held as buffers.
 
     For a backbone with ``forward_with_supports`` (Graph WaveNet, DCRNN): the sub-graph's fixed
-    supports (and Graph WaveNet's adaptive one, a function of frozen weights) are built eagerly,
-    densified and stored, so the program multiplies by constants instead of rebuilding the
-    transition matrices from ``edge_index`` on every call.
+    supports (and Graph WaveNet's adaptive one, a function of frozen weights) are built eagerly
+    and stored, so the program multiplies by constants instead of rebuilding the transition
+    matrices from ``edge_index`` on every call. A support the eager model holds sparse (CSR) is
+    stored as its non-zeros (:class:`~dynst_pyg.models.supports.EdgeListSupport`), a dense one
+    dense.
     """
 
     def __init__(self, served: nn.Module) -> None:
@@ -59,13 +62,31 @@ class _BakedSupports(nn.Module):
         with torch.no_grad():
             build = bb.supports if hasattr(bb, "supports") else bb.prepare_graph
             sup = build(served.edge_index, served.edge_weight, served.keep, num_nodes=k)
-        self.num_supports = len(sup)
+        self.forms = []
         for i, m in enumerate(sup):
-            self.register_buffer(f"support_{i}", (m.to_dense() if m.layout != torch.strided else m).clone())
+            if m.layout == torch.strided:
+                self.forms.append("dense")
+                self.register_buffer(f"support_{i}", m.clone())
+            else:
+                self.forms.append("edges")
+                e = EdgeListSupport.from_matrix(m)
+                for part in ("row", "col", "value"):
+                    self.register_buffer(f"support_{i}_{part}", getattr(e, part))
+        self.num_nodes_kept = k
+
+    def supports(self) -> list:
+        out = []
+        for i, form in enumerate(self.forms):
+            if form == "dense":
+                out.append(getattr(self, f"support_{i}"))
+            else:
+                out.append(EdgeListSupport(getattr(self, f"support_{i}_row"), getattr(self, f"support_{i}_col"),
+                                           getattr(self, f"support_{i}_value"), self.num_nodes_kept))
+        return out
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.gate(x, node_index=self.keep)
-        out = self.backbone.forward_with_supports(h, [getattr(self, f"support_{i}") for i in range(self.num_supports)])
+        out = self.backbone.forward_with_supports(h, self.supports())
         if self.lift is not None:
             out = self.lift(out, self.keep)
         return out

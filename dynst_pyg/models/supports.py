@@ -27,6 +27,7 @@ from torch import Tensor
 from .._checks import check_graph, values_checkable
 
 __all__ = [
+    "EdgeListSupport",
     "dense_adjacency",
     "random_walk_matrix",
     "transition_supports",
@@ -260,16 +261,55 @@ def to_support_format(support: Tensor, sparse: "bool | str" = "auto", *, density
         return support.to_sparse_csr()
 
 
-def diffuse(support: Tensor, z: Tensor) -> Tensor:
+class EdgeListSupport:
+    """A ``[K, K]`` support held as its non-zeros, diffused with a gather and an ``index_add``.
+
+    The form a traced program (:func:`torch.export.export`) can use for a sparse graph: sparse
+    tensor layouts do not trace with a dynamic batch, and a dense ``[K, K]`` matrix costs ``K²``
+    per step where this costs the number of non-zeros.
+
+    Args:
+        row (LongTensor): ``[nnz]`` row (target) index of each non-zero.
+        col (LongTensor): ``[nnz]`` column (source) index of each non-zero.
+        value (Tensor): ``[nnz]`` the non-zeros.
+        num_nodes (int): ``K``.
+    """
+
+    layout = "edge_list"
+
+    def __init__(self, row: Tensor, col: Tensor, value: Tensor, num_nodes: int) -> None:
+        self.row, self.col, self.value, self.num_nodes = row, col, value, int(num_nodes)
+
+    @classmethod
+    def from_matrix(cls, support: Tensor) -> "EdgeListSupport":
+        """The non-zeros of a dense or sparse ``[K, K]`` support."""
+        coo = (support.to_dense() if support.layout != torch.strided else support).to_sparse_coo().coalesce()
+        row, col = coo.indices()
+        return cls(row.clone(), col.clone(), coo.values().clone(), support.size(0))
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((self.num_nodes, self.num_nodes))
+
+    def diffuse(self, z2: Tensor) -> Tensor:
+        """``S @ z2`` for a ``[K, M]`` tensor."""
+        msg = z2.index_select(0, self.col) * self.value.to(z2.dtype).unsqueeze(1)
+        return z2.new_zeros(z2.shape).index_add(0, self.row, msg)
+
+
+def diffuse(support, z: Tensor) -> Tensor:
     """One diffusion step ``S @ z`` along the node axis of a node-first tensor.
 
     Args:
-        support (Tensor): ``[K, K]`` dense or sparse-CSR support.
+        support (Tensor or EdgeListSupport): ``[K, K]`` dense or sparse-CSR support, or its
+            non-zeros (:class:`EdgeListSupport`).
         z (Tensor): ``[K, ...]`` node-first tensor.
 
     Returns:
         Tensor: ``[K, ...]`` with the same trailing shape as ``z``.
     """
     z2 = z.reshape(z.size(0), -1)
+    if isinstance(support, EdgeListSupport):
+        return support.diffuse(z2).view(z.shape)
     out = torch.sparse.mm(support, z2) if support.layout != torch.strided else support @ z2
     return out.view(z.shape)
