@@ -139,6 +139,19 @@ def table(result: dict) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+README = Path(__file__).resolve().parent / "README.md"
+BEGIN, END = "<!-- serving_table:begin -->", "<!-- serving_table:end -->"
+
+
+def write_readme(text: str) -> None:
+    """Replaces what stands between the serving markers of ``benchmarks/README.md`` with ``text``."""
+    doc = README.read_text()
+    if BEGIN not in doc or END not in doc:
+        raise SystemExit(f"{README}: the markers {BEGIN} / {END} are missing")
+    head, rest = doc.split(BEGIN, 1)
+    README.write_text(head + BEGIN + "\n" + text + END + rest.split(END, 1)[1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=9, help="timed repeats per cell on Los-loop")
@@ -152,9 +165,14 @@ def main() -> None:
                     help="keep the cells of --out that this run does not measure (same key: replaced)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true", help="print the table of --out and exit")
+    ap.add_argument("--readme", action="store_true",
+                    help="write the table of --out between the serving markers of benchmarks/README.md and exit")
     args = ap.parse_args()
-    if args.table:
-        print(table(json.loads(args.out.read_text())))
+    if args.table or args.readme:
+        text = table(json.loads(args.out.read_text()))
+        if args.readme:
+            write_readme(text)
+        print(text)
         return
     print(table(run(args.repeats, args.repeats_large, args.large_nodes, args.out, tuple(args.large_batches),
                     tuple(args.large_sparsities), args.only_large, args.keep_cells)))

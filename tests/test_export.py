@@ -29,7 +29,9 @@ import torch
 d = sys.argv[1]
 c = json.load(open(d + "/contract.json"))
 x = torch.load(d + "/x.pt", weights_only=True)
-if c["kind"] == "export":
+if len(sys.argv) > 2 and sys.argv[2] == "aoti":
+    m = torch._inductor.aoti_load_package(d + "/" + c["aoti_program"])
+elif c["kind"] == "export":
     m = torch.export.load(d + "/" + c["program"]).module()
 else:
     m = torch.jit.load(d + "/" + c["program"])
@@ -42,8 +44,8 @@ print("fresh ok", tuple(out.shape))
 """
 
 
-def _fresh(d: Path) -> torch.Tensor:
-    r = subprocess.run([sys.executable, "-c", FRESH, str(d)], capture_output=True, text=True, timeout=300,
+def _fresh(d: Path, *how: str) -> torch.Tensor:
+    r = subprocess.run([sys.executable, "-c", FRESH, str(d), *how], capture_output=True, text=True, timeout=300,
                        cwd=d)
     assert r.returncode == 0 and "fresh ok" in r.stdout, r.stderr[-2000:]
     return torch.load(d / "y.pt", weights_only=True)
@@ -98,3 +100,21 @@ def test_exported_backbones_run_without_the_library(tmp_path, backbone, in_featu
     with torch.no_grad():
         want = served(x)[..., 0]
     torch.testing.assert_close(_fresh(tmp_path), want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.expensive
+def test_aot_package_runs_without_the_library(tmp_path, capsys):
+    """`export --aot`: the AOTInductor package (compiled C++, minutes) matches the forecaster in a fresh process."""
+    run = tmp_path / "run"
+    assert main(["prune", *QUICK, "--backbone", "gwnet", "--target", "kept", "--out", str(run)]) == 0
+    out = tmp_path / "exported"
+    assert main(["export", "--run", str(run), "--out", str(out), "--aot"]) == 0
+    assert "model.aoti.pt2 (AOTInductor)" in capsys.readouterr().out
+    c = json.loads((out / "contract.json").read_text())
+    assert c["aoti_program"] == "model.aoti.pt2" and (out / "model.aoti.pt2").is_file()
+    fc = Forecaster.load(run, device="cpu")
+    x = fc.run.sub.test.batch(torch.arange(3))[0].cpu()
+    torch.save(x, out / "x.pt")
+    torch.testing.assert_close(_fresh(out, "aoti"), fc.forecast_tensor(x), atol=1e-5, rtol=0)
+    assert main(["export", "--run", str(run), "--out", str(out)]) == 0  # without --aot: the package is removed
+    assert not (out / "model.aoti.pt2").exists() and json.loads((out / "contract.json").read_text())["aoti_program"] is None

@@ -24,7 +24,8 @@ from ..models.supports import EdgeListSupport
 from .run_folder import atomic_write
 from .serve import Forecaster
 
-__all__ = ["export_served", "export_run", "CONTRACT", "CONTRACT_VERSION"]
+__all__ = ["export_served", "export_run", "compile_aot", "AOT_PROGRAM", "CONTRACT", "CONTRACT_VERSION",
+           "EDGE_LIST_DENSITY"]
 
 #: Name of the contract file next to the program.
 CONTRACT = "contract.json"
@@ -43,15 +44,20 @@ class _InputOnly(nn.Module):
         return self.served(x)
 
 
+#: Below this share of non-zeros a baked support is stored as an edge list, above it dense (the
+#: measurements behind the value: benchmarks/README.md, "Serving").
+EDGE_LIST_DENSITY = 0.02
+
+
 class _BakedSupports(nn.Module):
     """The served model with its backbone's graph supports computed once and held as buffers.
 
     For a backbone with ``forward_with_supports`` (Graph WaveNet, DCRNN): the sub-graph's fixed
     supports (and Graph WaveNet's adaptive one, a function of frozen weights) are built eagerly
     and stored, so the program multiplies by constants instead of rebuilding the transition
-    matrices from ``edge_index`` on every call. A support the eager model holds sparse (CSR) is
-    stored as its non-zeros (:class:`~dynst_pyg.models.supports.EdgeListSupport`), a dense one
-    dense.
+    matrices from ``edge_index`` on every call. A support with fewer than
+    :data:`EDGE_LIST_DENSITY` ``* K²`` non-zeros is stored as its non-zeros
+    (:class:`~dynst_pyg.models.supports.EdgeListSupport`), a denser one dense.
     """
 
     def __init__(self, served: nn.Module) -> None:
@@ -64,9 +70,10 @@ class _BakedSupports(nn.Module):
             sup = build(served.edge_index, served.edge_weight, served.keep, num_nodes=k)
         self.forms = []
         for i, m in enumerate(sup):
-            if m.layout == torch.strided:
+            dense = m.to_dense() if m.layout != torch.strided else m
+            if float((dense != 0).sum()) >= EDGE_LIST_DENSITY * k * k:
                 self.forms.append("dense")
-                self.register_buffer(f"support_{i}", m.clone())
+                self.register_buffer(f"support_{i}", dense.clone())
             else:
                 self.forms.append("edges")
                 e = EdgeListSupport.from_matrix(m)
@@ -157,7 +164,33 @@ def _contract(fc: Forecaster, kind: str, program_file: str, reason: Optional[str
     }
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path, dynamic_batch: bool = True) -> dict:
+#: File name of the AOTInductor package (``export --aot``).
+AOT_PROGRAM = "model.aoti.pt2"
+
+
+def compile_aot(program: "torch.export.ExportedProgram", path: str | Path) -> Path:
+    """Compiles an exported program ahead of time with AOTInductor into a package at ``path``.
+
+    The package holds generated, compiled C++ for this machine's CPU architecture and is loaded
+    with ``torch._inductor.aoti_load_package(path)`` (no compiler needed then); it takes the same
+    input and returns the same output as ``program``. Compiling needs a C++ compiler and takes
+    minutes on a small CPU.
+
+    Args:
+        program (ExportedProgram): A program from :func:`export_served` (``kind="export"``).
+        path (str or Path): Where to write the package (``.pt2``).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.pt2")
+    try:
+        torch._inductor.aoti_compile_and_package(program, package_path=str(tmp))
+        atomic_write(path, tmp.read_bytes())
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, dynamic_batch: bool = True, aot: bool = False) -> dict:
     """Exports a run's served model (on CPU) to ``out_dir``: the program and ``contract.json``.
 
     Returns the contract. The run folder is checked as by :func:`~dynst_pyg.cli.load_run`.
@@ -166,6 +199,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path, dynamic_batch: bool = T
         run_dir (str or Path): A folder written by ``dynst-pyg prune``.
         out_dir (str or Path): Where to write ``model.pt2`` (or ``model.ts``) and ``contract.json``.
         dynamic_batch (bool, optional): Let the batch size vary (default: :obj:`True`).
+        aot (bool, optional): Also compile the program with AOTInductor (:func:`compile_aot`) to
+            ``model.aoti.pt2`` (``"aoti_program"`` in the contract); needs ``kind="export"``
+            (default: :obj:`False`).
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -187,5 +223,12 @@ def export_run(run_dir: str | Path, out_dir: str | Path, dynamic_batch: bool = T
     stale = out_dir / ("model.ts" if kind == "export" else "model.pt2")
     stale.unlink(missing_ok=True)
     contract = _contract(fc, kind, name, reason, getattr(program, "graph_constants", "supports rebuilt per call"))
+    contract["aoti_program"] = None
+    if aot:
+        if kind != "export":
+            raise ValueError(f"--aot needs a torch.export program, but torch.export failed ({reason})")
+        contract["aoti_program"] = compile_aot(program, out_dir / AOT_PROGRAM).name
+    else:
+        (out_dir / AOT_PROGRAM).unlink(missing_ok=True)  # never leave a package of an earlier export
     atomic_write(out_dir / CONTRACT, json.dumps(contract, indent=1) + "\n")
     return contract

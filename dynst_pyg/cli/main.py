@@ -238,8 +238,10 @@ def add_forecast(sub) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_run
 
-    c = export_run(args.run, args.out)
+    c = export_run(args.run, args.out, aot=args.aot)
     note = "" if c["kind"] == "export" else f" (TorchScript: torch.export failed: {c['export_fallback_reason']})"
+    if c["aoti_program"]:
+        note += f", {c['aoti_program']} (AOTInductor)"
     print(f"wrote {args.out}/: {c['program']}{note}, contract.json ({len(c['kept_sensor_ids'])} kept sensors in, "
           f"{len(c['output_sensor_ids'])} out, T_in {c['t_in']}, T_out {c['t_out']})")
     return 0
@@ -252,6 +254,9 @@ def add_export(sub) -> None:
                                    "ids in order, scaler, T_in, T_out, interval, channels, target).")
     p.add_argument("--run", required=True, help="directory written by `dynst-pyg prune`")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--aot", action="store_true",
+                   help="also compile the program with AOTInductor to model.aoti.pt2 (needs a C++ compiler; minutes); "
+                        "load it with torch._inductor.aoti_load_package")
     p.set_defaults(func=cmd_export)
 
 
