@@ -212,7 +212,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, dynamic_batch: bool = T
     out_dir.mkdir(parents=True, exist_ok=True)
     reason = getattr(program, "export_reason", None)
     name = "model.pt2" if kind == "export" else "model.ts"
-    tmp = out_dir / f".{name}.tmp"
+    tmp = out_dir / f".tmp.{name}"  # torch.export.save wants a name ending in .pt2
     if kind == "export":
         torch.export.save(program, str(tmp))
     else:
