@@ -66,17 +66,33 @@ def run_cell(name: str, time_features: bool, seed: int, settings: dict) -> dict:
     return cell
 
 
+def _budget(settings: dict) -> str:
+    return (f"{settings['warmup_epochs']} + {settings['epochs']} epochs (patience {settings['patience']}), "
+            f"{settings['max_batches']} batches/epoch")
+
+
 def table(cells: list[dict]) -> str:
-    rows = ["| dataset | time features | val MAE (mean ± std) | h3 | h6 | h12 | seeds |", "|---|---|---|---|---|---|---|"]
-    keys = sorted({(c["dataset"], c["time_features"]) for c in cells})
-    for ds, tf in keys:
-        cs = [c for c in cells if c["dataset"] == ds and c["time_features"] == tf]
+    """One row per (dataset, budget, time features); the paired difference per seed under each pair."""
+    rows = ["| dataset | budget | time features | val MAE (mean ± std) | h3 | h6 | h12 | seeds |",
+            "|---|---|---|---|---|---|---|---|"]
+    keys = sorted({(c["dataset"], _budget(c["settings"]), c["time_features"]) for c in cells})
+    for ds, budget, tf in keys:
+        cs = [c for c in cells if c["dataset"] == ds and _budget(c["settings"]) == budget and c["time_features"] == tf]
         m = [c["val"]["mae"] for c in cs]
         hs = [statistics.mean(c["val"][f"mae_h{h}"] for c in cs) for h in (3, 6, 12)]
         sd = statistics.stdev(m) if len(m) > 1 else float("nan")
-        rows.append(f"| {ds} | {'yes' if tf else 'no'} | {statistics.mean(m):.3f} ± {sd:.3f} | "
+        rows.append(f"| {ds} | {budget} | {'yes' if tf else 'no'} | {statistics.mean(m):.3f} ± {sd:.3f} | "
                     + " | ".join(f"{h:.3f}" for h in hs) + f" | {len(cs)} |")
-    return "\n".join(rows)
+    diffs = []
+    for ds, budget in sorted({(d, b) for d, b, _ in keys}):
+        by = {(c["seed"], c["time_features"]): c["val"]["mae"] for c in cells
+              if c["dataset"] == ds and _budget(c["settings"]) == budget}
+        d = [by[(s, True)] - by[(s, False)] for s in sorted({s for s, _ in by}) if (s, True) in by and (s, False) in by]
+        if d:
+            sd = statistics.stdev(d) if len(d) > 1 else float("nan")
+            diffs.append(f"- {ds} ({budget}): with minus without, paired by seed: {statistics.mean(d):+.3f} ± "
+                         f"{sd:.3f} ({', '.join(f'{x:+.3f}' for x in d)})")
+    return "\n".join(rows) + ("\n\n" + "\n".join(diffs) if diffs else "")
 
 
 def main() -> None:
