@@ -44,6 +44,9 @@ def test_prune_writes_run_and_evaluate_reproduces_it(tmp_path, capsys):
     assert "persistence" in report and "dense" in report and "speedup" in report
     m = json.loads((out / "metrics.json").read_text())
     assert m["num_kept"] == 12 and m["spec"]["selector"] == "dynst-oneshot"
+    # the synthetic series has timestamps, so the time inputs are on by default, and the run records it
+    assert m["spec"]["time_features"] is True
+    assert "Inputs: the readings plus time of day and day of week." in report
     mask = json.loads((out / "mask.json").read_text())
     assert len(mask["kept_sensor_ids"]) == 12
     capsys.readouterr()

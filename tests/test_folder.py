@@ -6,6 +6,7 @@ import re
 import math
 import shutil
 import warnings
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -686,7 +687,7 @@ def test_cli_flags_reach_the_loader_and_prepare(tmp_path, monkeypatch):
     assert main(["prune", "--data", str(root), "--out", str(tmp_path / "o")]) == 0
     spec, plain = specs
     assert (spec.graph, spec.drop_empty_sensors, spec.time_features) == ("radius:3", True, True)
-    assert (plain.graph, plain.drop_empty_sensors, plain.time_features) == (None, False, False)
+    assert (plain.graph, plain.drop_empty_sensors, plain.time_features) == (None, False, None)  # None: auto
     spec.validate()
     assert spec.selector == "dynst-iterative"  # `--selector dynst` is the default DynST schedule
     with pytest.warns(FolderNotice, match="built the graph radius:3"):
@@ -694,7 +695,19 @@ def test_cli_flags_reach_the_loader_and_prepare(tmp_path, monkeypatch):
     assert splits.time_features and splits.in_features == 3  # reading + time of day + day of week
     assert splits.dataset.meta["graph"] == "radius:3" and splits.dataset.meta["dropped_sensors"] == []
     with pytest.warns(FolderNotice, match="built the graph knn:3"):
-        assert not load_splits(plain).time_features
+        assert load_splits(plain).time_features  # auto: the readings have timestamps
+    with pytest.warns(FolderNotice, match="built the graph knn:3"):
+        assert not load_splits(replace(plain, time_features=False)).time_features
+
+
+def test_time_features_default_follows_the_timestamps(tmp_path):
+    from dynst_pyg.cli.spec import RunSpec, uses_time_features
+    auto, off, on = RunSpec(), RunSpec(time_features=False), RunSpec(time_features=True)
+    assert [uses_time_features(s, True) for s in (auto, off, on)] == [True, False, True]
+    assert [uses_time_features(s, False) for s in (auto, off, on)] == [False, False, True]
+    assert uses_time_features(RunSpec(backbone="stid", time_features=False), False)  # STID reads them
+    with pytest.raises(ValueError, match="time_features must be True, False or None"):
+        RunSpec(time_features="yes", sparsity=0.5).validate()
 
 
 def test_cli_refusals_name_the_value_and_the_choices(tmp_path, capsys):

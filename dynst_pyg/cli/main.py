@@ -128,8 +128,9 @@ def add_prune(sub) -> None:
                    help="gwnet: keep K entries per row of the adaptive adjacency (O(N K) support; large networks)")
     p.add_argument("--selector", default="dynst-iterative", choices=SELECTOR_CHOICES,
                    help="how sensors are chosen (dynst = dynst-iterative)")
-    p.add_argument("--time-features", action="store_true",
-                   help="add time-of-day and day-of-week inputs (prepare(time_features=True))")
+    p.add_argument("--time-features", action=argparse.BooleanOptionalAction, default=None,
+                   help="time-of-day and day-of-week input channels (prepare(time_features=True)); default: on when "
+                        "the series has timestamps, off for step-number times (STID always has them)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--sparsity", type=float, default=None,
                    help="fraction of sensors removed, in [0, 1) (0.5 unless --budget or --cost-budget is given)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Optional
 
@@ -74,6 +74,7 @@ def run_prune(spec: RunSpec, out: str | Path, dense_reference: bool = True, prog
 def _run(spec: RunSpec, out: Path, dense_reference: bool, progress: bool, restart: bool) -> dict:
     torch.manual_seed(spec.seed)
     splits = load_splits(spec)
+    spec = replace(spec, time_features=splits.time_features)  # "auto" resolved: the run records what it used
     N = splits.num_nodes
     constraints = spec.constraints(splits.dataset.sensor_id)
     trainer = _trainer(spec, splits, out, progress, constraints)
@@ -206,6 +207,10 @@ def _pick(m: dict) -> dict:
     return {k: m[k] for k in ("mae", "rmse", "mape", "mae_h3", "mae_h6", "mae_h12") if k in m}
 
 
+#: How a report names the time input channels.
+TIME_INPUTS = " plus time of day and day of week"
+
+
 def _write_report(out: Path, spec: RunSpec, s: dict, rows: list[dict]) -> None:
     keys = ["model", "mae", "rmse", "mape", "mae_h3", "mae_h6", "mae_h12"]
     scope = (f"all {s['num_nodes']} sensors (forecast from the kept sensors' history)" if spec.target == "all"
@@ -213,7 +218,8 @@ def _write_report(out: Path, spec: RunSpec, s: dict, rows: list[dict]) -> None:
     text = [f"# dynst-pyg prune: {spec.data or spec.dataset}, {spec.backbone} ({spec.profile}), {spec.selector}", "",
             f"Kept {s['num_kept']} of {s['num_nodes']} sensors (sparsity {s['sparsity']:.2f}); "
             f"target=`{spec.target}`: test metrics over {scope}, original scale (MAPE in %). Seed {spec.seed}. "
-            f"Run {s['run_id']}.", "", _markdown_table(rows, keys), ""]
+            f"Run {s['run_id']}. Inputs: the readings{TIME_INPUTS if spec.time_features else ''}.", "",
+            _markdown_table(rows, keys), ""]
     text += [*s["warnings"], ""] if s["warnings"] else []
     if s.get("planted"):
         p = s["planted"]

@@ -64,7 +64,7 @@ class RunSpec:
     protected: Optional[str] = None
     graph: Optional[str] = None
     drop_empty_sensors: bool = False
-    time_features: bool = False
+    time_features: Optional[bool] = None
     extra: dict = field(default_factory=dict)
 
     def constraints(self, sensor_ids: list[str]) -> Optional[SelectionConstraints]:
@@ -103,6 +103,8 @@ class RunSpec:
         if self.sample_pruning != "none" and self.sample_pruning not in POLICIES:
             raise ValueError(f"--sample-pruning must be one of {', '.join(POLICIES)} or none, "
                              f"got {self.sample_pruning!r}")
+        if self.time_features not in (None, True, False):
+            raise ValueError(f"time_features must be True, False or None (auto), got {self.time_features!r}")
         for name in ("epochs", "warmup_epochs", "search_epochs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
@@ -147,9 +149,20 @@ def load_splits(spec: RunSpec) -> ForecastSplits:
     """The dataset of a run, windowed 12 -> 12 with its standard split."""
     ds = load_run_dataset(spec.dataset, spec.root, spec.data, spec.nodes, spec.steps, spec.seed, spec.graph,
                           spec.drop_empty_sensors)
-    # STID reads time of day / day of week from two appended input channels
-    tf = spec.time_features or spec.backbone == "stid"
-    return prepare(ds, ratios=SPLIT_RATIOS.get(ds.name, (0.7, 0.1, 0.2)), time_features=tf)
+    return prepare(ds, ratios=SPLIT_RATIOS.get(ds.name, (0.7, 0.1, 0.2)),
+                   time_features=uses_time_features(spec, ds.start is not None))
+
+
+def uses_time_features(spec: RunSpec, has_timestamps: bool) -> bool:
+    """Whether a run appends time-of-day and day-of-week input channels.
+
+    STID always does (it reads them). Otherwise ``spec.time_features`` decides; :obj:`None` (the
+    default, "auto") means on when the series has timestamps (a start time) and off when its
+    times are step numbers.
+    """
+    if spec.backbone == "stid":
+        return True
+    return has_timestamps if spec.time_features is None else bool(spec.time_features)
 
 
 def run_config(spec: RunSpec, out: Optional[Path], constraints=None) -> DynSTConfig:
