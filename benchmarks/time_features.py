@@ -105,11 +105,13 @@ def main() -> None:
     ap.add_argument("--max-batches", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--table", action="store_true", help="only print the table of the cells present")
+    ap.add_argument("--readme", action="store_true",
+                    help="only write the table between the time-features markers of benchmarks/README.md")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     settings = {"backbone": "gwnet-small", "warmup_epochs": args.warmup_epochs, "epochs": args.epochs,
                 "patience": args.patience, "max_batches": args.max_batches, "batch_size": 64}
-    if not args.table:
+    if not (args.table or args.readme):
         for name in args.datasets:
             for seed in args.seeds:
                 for tf in (False, True):
@@ -117,7 +119,16 @@ def main() -> None:
                     print(f"[time_features] {name} tf={tf} seed {seed}: val MAE {c['val']['mae']:.3f} "
                           f"({c['seconds']:.0f} s)", flush=True)
     cells = [json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))] if OUT.is_dir() else []
-    print(table(cells))
+    text = table(cells)
+    if args.readme:
+        readme = Path(__file__).resolve().parent / "README.md"
+        begin, end = "<!-- time_features:begin -->", "<!-- time_features:end -->"
+        doc = readme.read_text()
+        if begin not in doc or end not in doc:
+            raise SystemExit(f"{readme}: the markers {begin} / {end} are missing")
+        head, rest = doc.split(begin, 1)
+        readme.write_text(head + begin + "\n" + text + "\n" + end + rest.split(end, 1)[1])
+    print(text)
 
 
 if __name__ == "__main__":
