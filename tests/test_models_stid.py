@@ -282,4 +282,5 @@ def test_make_backbone_and_run_splits_request_time_features():
     spec = RunSpec(nodes=20, steps=400, backbone="stid")
     splits = load_splits(spec)
     assert splits.time_features and splits.in_features == 3
-    assert not load_splits(RunSpec(nodes=20, steps=400, backbone="gwnet")).time_features
+    assert not load_splits(RunSpec(nodes=20, steps=400, backbone="gwnet", time_features=False)).time_features
+    assert load_splits(RunSpec(nodes=20, steps=400, backbone="gwnet")).time_features  # auto: timestamps

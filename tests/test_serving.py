@@ -42,14 +42,36 @@ def test_predict_on_the_last_test_window_equals_evaluate(fc):
     x, _ = sub.batch([i])
     with torch.no_grad():
         want = raw_forecast(fc.run.splits, fc.run.served(x))[0, :, :, 0]          # [T_out, N]
-    keep = fc.keep
-    rows = fc.predict(fc.run.splits.dataset.series[:end, keep, 0].numpy(), sensor_ids=fc.kept_ids)
+    ds, keep = fc.run.splits.dataset, fc.keep
+    assert fc.run.splits.time_features  # the synthetic series has timestamps: time inputs on by default
+    readings = ds.series[:end, keep, 0].numpy()
+    with pytest.raises(ValueError, match="reads time of day from its inputs: give the readings date-time stamps"):
+        fc.predict(readings, sensor_ids=fc.kept_ids)
+    times = pd.date_range(ds.start, periods=end, freq=f"{ds.interval_minutes}min")
+    rows = fc.predict(readings, sensor_ids=fc.kept_ids, times=times)
     assert list(rows.columns) == ["time", "sensor_id", "horizon", "forecast", "input_missing"]
     assert len(rows) == fc.t_out * len(fc.sensor_ids)          # target="all": every sensor
     got = rows.pivot(index="horizon", columns="sensor_id", values="forecast")[fc.sensor_ids].to_numpy()
     np.testing.assert_allclose(got, want.numpy(), atol=1e-5, rtol=0)
-    assert rows["time"].min() == end and rows["time"].max() == end - 1 + fc.t_out  # step numbers continue
+    step = pd.Timedelta(minutes=ds.interval_minutes)
+    assert rows["time"].min() == times[-1] + step and rows["time"].max() == times[-1] + fc.t_out * step
     assert not rows["input_missing"].any()
+
+
+def test_without_time_inputs_an_array_of_readings_is_forecast_by_step_number(tmp_path):
+    run = tmp_path / "run"
+    assert main(["prune", *TINY, "--target", "all", "--no-time-features", "--out", str(run)]) == 0
+    fc = Forecaster.load(run, device="cpu")
+    assert not fc.run.splits.time_features
+    sub, i = fc.run.sub.test, len(fc.run.sub.test) - 1
+    end = int(sub.starts[i]) + fc.t_in
+    x, _ = sub.batch([i])
+    with torch.no_grad():
+        want = raw_forecast(fc.run.splits, fc.run.served(x))[0, :, :, 0]
+    rows = fc.predict(fc.run.splits.dataset.series[:end, fc.keep, 0].numpy(), sensor_ids=fc.kept_ids)
+    got = rows.pivot(index="horizon", columns="sensor_id", values="forecast")[fc.sensor_ids].to_numpy()
+    np.testing.assert_allclose(got, want.numpy(), atol=1e-5, rtol=0)
+    assert rows["time"].min() == end and rows["time"].max() == end - 1 + fc.t_out  # step numbers continue
 
 
 def test_every_window_and_time_stamps_continue(fc):
