@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from dynst_pyg.cli.export import compile_aot, export_served
+from render_sample_pruning import replace_block  # the README-block writer of the benchmarks
 from dynst_pyg.datasets import load_los_loop, synthetic_road_network
 from dynst_pyg.models import ServedModel, make_backbone
 from dynst_pyg.scoring import SensorGate
@@ -183,16 +184,6 @@ def table(result: dict) -> str:
 
 
 README = Path(__file__).resolve().parent / "README.md"
-BEGIN, END = "<!-- serving_table:begin -->", "<!-- serving_table:end -->"
-
-
-def write_readme(text: str) -> None:
-    """Replaces what stands between the serving markers of ``benchmarks/README.md`` with ``text``."""
-    doc = README.read_text()
-    if BEGIN not in doc or END not in doc:
-        raise SystemExit(f"{README}: the markers {BEGIN} / {END} are missing")
-    head, rest = doc.split(BEGIN, 1)
-    README.write_text(head + BEGIN + "\n" + text + END + rest.split(END, 1)[1])
 
 
 def main() -> None:
@@ -216,7 +207,7 @@ def main() -> None:
     if args.table or args.readme:
         text = table(json.loads(args.out.read_text()))
         if args.readme:
-            write_readme(text)
+            replace_block(str(README), "serving_table", text.rstrip("\n"))
         print(text)
         return
     print(table(run(args.repeats, args.repeats_large, args.large_nodes, args.out, tuple(args.large_batches),

@@ -26,6 +26,7 @@ from dynst_pyg import DynSTConfig, DynSTTrainer, prepare
 from dynst_pyg.data import resample_mean
 from dynst_pyg.datasets import load_aarhus, load_los_loop
 from dynst_pyg.models import make_backbone
+from render_sample_pruning import replace_block  # the README-block writer of the benchmarks
 
 OUT = Path(__file__).resolve().parent / "results" / "time_features"
 
@@ -121,13 +122,7 @@ def main() -> None:
     cells = [json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))] if OUT.is_dir() else []
     text = table(cells)
     if args.readme:
-        readme = Path(__file__).resolve().parent / "README.md"
-        begin, end = "<!-- time_features:begin -->", "<!-- time_features:end -->"
-        doc = readme.read_text()
-        if begin not in doc or end not in doc:
-            raise SystemExit(f"{readme}: the markers {begin} / {end} are missing")
-        head, rest = doc.split(begin, 1)
-        readme.write_text(head + begin + "\n" + text + "\n" + end + rest.split(end, 1)[1])
+        replace_block(str(Path(__file__).resolve().parent / "README.md"), "time_features", text)
     print(text)
 
 

@@ -6,9 +6,9 @@ inputs ``x [B, T_in, K, F_in]`` of the kept sensors in ``contract.json``'s order
 normalised forecasts ``[B, T_out, M, F_out]`` (``M`` = the kept sensors, or every sensor
 with ``target="all"``). Every weight and the sub-graph are constants of the program: for a
 backbone that diffuses over the graph (Graph WaveNet, DCRNN) its supports are computed once at
-export and stored (dense, or as their non-zeros where the eager model holds them sparse;
-``"graph": "supports baked in"`` in the contract), so a call does no graph work. The program needs neither ``dynst_pyg`` nor PyG to run; ``forecast = out * std +
-mean`` with the scaler of ``contract.json``.
+export and stored (dense, or as an edge list below :data:`EDGE_LIST_DENSITY`; ``"graph":
+"supports baked in"`` in the contract), so a call does no graph work. The program needs neither
+``dynst_pyg`` nor PyG to run; ``forecast = out * std + mean`` with the scaler of ``contract.json``.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ..models.supports import EdgeListSupport
+from ..models.supports import EdgeListSupport, support_density
 from .run_folder import atomic_write
 from .serve import Forecaster
 
 __all__ = ["export_served", "export_run", "compile_aot", "AOT_PROGRAM", "CONTRACT", "CONTRACT_VERSION",
-           "EDGE_LIST_DENSITY"]
+           "EDGE_LIST_DENSITY", "BAKED", "REBUILT"]
 
 #: Name of the contract file next to the program.
 CONTRACT = "contract.json"
@@ -43,6 +43,9 @@ class _InputOnly(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.served(x)
 
+
+#: How the program holds the graph (``"graph"`` in the contract).
+BAKED, REBUILT = "supports baked in", "supports rebuilt per call"
 
 #: Below this share of non-zeros a baked support is stored as an edge list, above it dense (the
 #: measurements behind the value: benchmarks/README.md, "Serving").
@@ -70,10 +73,9 @@ class _BakedSupports(nn.Module):
             sup = build(served.edge_index, served.edge_weight, served.keep, num_nodes=k)
         self.forms = []
         for i, m in enumerate(sup):
-            dense = m.to_dense() if m.layout != torch.strided else m
-            if float((dense != 0).sum()) >= EDGE_LIST_DENSITY * k * k:
+            if support_density(m) >= EDGE_LIST_DENSITY:
                 self.forms.append("dense")
-                self.register_buffer(f"support_{i}", dense.clone())
+                self.register_buffer(f"support_{i}", (m.to_dense() if m.layout != torch.strided else m).clone())
             else:
                 self.forms.append("edges")
                 e = EdgeListSupport.from_matrix(m)
@@ -107,8 +109,8 @@ def _backbone_nodes(served: nn.Module) -> int:
 def _programs(served: nn.Module):
     """Modules to try in turn: supports baked in where the backbone takes them, then the model as is."""
     if hasattr(served.backbone, "forward_with_supports"):
-        yield "supports baked in", lambda: _BakedSupports(served).eval()
-    yield "supports rebuilt per call", lambda: _InputOnly(served).eval()
+        yield BAKED, lambda: _BakedSupports(served).eval()
+    yield REBUILT, lambda: _InputOnly(served).eval()
 
 
 def export_served(served: nn.Module, example: Tensor, dynamic_batch: bool = True,
@@ -138,11 +140,12 @@ def export_served(served: nn.Module, example: Tensor, dynamic_batch: bool = True
     with torch.no_grad():
         scripted = torch.jit.trace(_InputOnly(served).eval(), (example,), check_trace=False)
     scripted.export_reason = "; ".join(reasons) or "torch.export not tried"  # type: ignore[attr-defined]
-    scripted.graph_constants = "supports rebuilt per call"  # type: ignore[attr-defined]
+    scripted.graph_constants = REBUILT  # type: ignore[attr-defined]
     return scripted, "torchscript"
 
 
-def _contract(fc: Forecaster, kind: str, program_file: str, reason: Optional[str], graph: str) -> dict:
+def _contract(fc: Forecaster, kind: str, program_file: str, reason: Optional[str], graph: str,
+              aoti_program: Optional[str]) -> dict:
     run, splits = fc.run, fc.run.splits
     channels = [f"{name} (normalised)" for name in splits.dataset.feature_names]
     if splits.missing_indicator:
@@ -151,7 +154,7 @@ def _contract(fc: Forecaster, kind: str, program_file: str, reason: Optional[str
         channels += ["time of day in [0, 1)", "day of week / 7 (Monday 0)"]
     return {
         "format_version": CONTRACT_VERSION, "run_id": run.run_id, "program": program_file, "kind": kind,
-        "export_fallback_reason": reason, "graph": graph, "backbone": run.spec.backbone, "target": fc.target,
+        "export_fallback_reason": reason, "graph": graph, "aoti_program": aoti_program, "backbone": run.spec.backbone, "target": fc.target,
         "input": "x [B, T_in, K, F_in]: the kept sensors' readings, missing ones carried forward from the last "
                  "reading (training mean before the first), normalised (x - mean) / std, then the channels below",
         "output": "[B, T_out, M, F_out] normalised; forecast = out * std + mean; M = output_sensor_ids",
@@ -222,13 +225,13 @@ def export_run(run_dir: str | Path, out_dir: str | Path, dynamic_batch: bool = T
     atomic_write(out_dir / name, data)
     stale = out_dir / ("model.ts" if kind == "export" else "model.pt2")
     stale.unlink(missing_ok=True)
-    contract = _contract(fc, kind, name, reason, getattr(program, "graph_constants", "supports rebuilt per call"))
-    contract["aoti_program"] = None
+    aoti = None
     if aot:
         if kind != "export":
             raise ValueError(f"--aot needs a torch.export program, but torch.export failed ({reason})")
-        contract["aoti_program"] = compile_aot(program, out_dir / AOT_PROGRAM).name
+        aoti = compile_aot(program, out_dir / AOT_PROGRAM).name
     else:
         (out_dir / AOT_PROGRAM).unlink(missing_ok=True)  # never leave a package of an earlier export
+    contract = _contract(fc, kind, name, reason, program.graph_constants, aoti)
     atomic_write(out_dir / CONTRACT, json.dumps(contract, indent=1) + "\n")
     return contract

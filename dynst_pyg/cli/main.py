@@ -169,6 +169,10 @@ def add_prune(sub) -> None:
     p.set_defaults(func=cmd_prune)
 
 
+def _add_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="directory written by `dynst-pyg prune`")
+
+
 def _add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
 
@@ -189,7 +193,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="evaluate a saved mask + model on a split", formatter_class=_fmt(),
                        description="Rebuild the served model of a `dynst-pyg prune` run and report its metrics.")
-    p.add_argument("--run", required=True, help="directory written by `dynst-pyg prune`")
+    _add_run(p)
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="which split")
     p.add_argument("--allow-other-data", action="store_true",
                    help="evaluate even when the data differ from the run's (checksum in model.pt); says so")
@@ -226,7 +230,7 @@ def add_forecast(sub) -> None:
                        description="Forecast every horizon from the last T_in readings with the served model of a "
                                    "`dynst-pyg prune` run; writes long rows time,sensor_id,horizon,forecast,"
                                    "input_missing on the original scale.")
-    p.add_argument("--run", required=True, help="directory written by `dynst-pyg prune`")
+    _add_run(p)
     p.add_argument("--readings", required=True, metavar="FILE",
                    help="CSV or Parquet in the --data readings format (time column, one column per sensor); only "
                         "the kept sensors' columns are needed")
@@ -253,7 +257,7 @@ def add_export(sub) -> None:
                        description="Write a torch.export program (TorchScript where export fails) whose only input "
                                    "is the normalised input tensor [B, T_in, K, F], plus contract.json (kept sensor "
                                    "ids in order, scaler, T_in, T_out, interval, channels, target).")
-    p.add_argument("--run", required=True, help="directory written by `dynst-pyg prune`")
+    _add_run(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--aot", action="store_true",
                    help="also compile the program with AOTInductor to model.aoti.pt2 (needs a C++ compiler; minutes); "

@@ -28,6 +28,7 @@ from .._checks import check_graph, values_checkable
 
 __all__ = [
     "EdgeListSupport",
+    "support_density",
     "dense_adjacency",
     "random_walk_matrix",
     "transition_supports",
@@ -220,17 +221,22 @@ def check_forward_inputs(
             raise TypeError(f"{model}: node_index must be an integer (long) tensor, got dtype {node_index.dtype}")
         if node_index.numel() != k:
             raise ValueError(f"{model}: node_index has {node_index.numel()} entries but x has K={k} nodes (dim 2)")
-        if not values_checkable():  # traced: node_index is a constant checked eagerly
-            check_graph(edge_index, edge_weight, k)
-            return k
-        lo, hi = int(node_index.min()), int(node_index.max())
-        if lo < 0 or hi >= num_nodes:
-            raise ValueError(f"{model}: node_index values must lie in [0, {num_nodes - 1}] (num_nodes={num_nodes}), "
-                             f"got values in [{lo}, {hi}]")
-        if torch.unique(node_index).numel() != k:
-            raise ValueError(f"{model}: node_index must not contain duplicate node ids")
+        if values_checkable():  # traced: node_index is a constant, checked in eager calls
+            lo, hi = int(node_index.min()), int(node_index.max())
+            if lo < 0 or hi >= num_nodes:
+                raise ValueError(f"{model}: node_index values must lie in [0, {num_nodes - 1}] "
+                                 f"(num_nodes={num_nodes}), got values in [{lo}, {hi}]")
+            if torch.unique(node_index).numel() != k:
+                raise ValueError(f"{model}: node_index must not contain duplicate node ids")
     check_graph(edge_index, edge_weight, k)
     return k
+
+
+def support_density(support: Tensor) -> float:
+    """Share of non-zero entries of a dense or sparse ``[K, K]`` support."""
+    k = support.size(0)
+    nnz = support._nnz() if support.layout != torch.strided else int((support != 0).sum())
+    return float(nnz) / max(k * k, 1)
 
 
 def to_support_format(support: Tensor, sparse: "bool | str" = "auto", *, density_threshold: float = 0.2) -> Tensor:
@@ -251,9 +257,7 @@ def to_support_format(support: Tensor, sparse: "bool | str" = "auto", *, density
     if sparse == "auto" and not values_checkable():
         sparse = False  # traced (torch.export): the layout may not depend on values; dense traces everywhere
     if sparse == "auto":
-        k = support.size(0)
-        density = float((support != 0).sum()) / max(k * k, 1)
-        sparse = density < density_threshold
+        sparse = support_density(support) < density_threshold
     if not sparse:
         return support
     with warnings.catch_warnings():  # "sparse CSR support is in beta" notice
