@@ -76,6 +76,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--patience", type=int, default=5, help="early stopping of every sparse fine-tune")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--finetune-lr", type=float, default=None,
+                   help="learning rate of every sparse fine-tune (default: --lr); a set value is part of the "
+                        "selector's name, so its cells never replace those of the default")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--max-batches", type=int, default=None, help="cap on batches per epoch (default: all)")
     p.add_argument("--sweep", action="store_true", help="validation-only cells under sweep/ (no test metrics)")
@@ -160,7 +163,8 @@ class Study:
         return DynSTConfig(seed=seed, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
                            warmup_epochs=a.dense_epochs, warmup_patience=a.dense_patience,
                            finetune_epochs=a.finetune_epochs, patience=a.patience, search_epochs=a.search_epochs,
-                           max_batches=a.max_batches, progress=False, device=a.device, **kw)
+                           max_batches=a.max_batches, progress=False, device=a.device,
+                           finetune_lr=a.finetune_lr, **kw)
 
     def budget(self) -> dict:
         a = self.args
@@ -170,7 +174,8 @@ class Study:
         return {"dense_max_epochs": a.dense_epochs, "dense_patience": a.dense_patience,
                 "finetune_max_epochs": a.finetune_epochs, "finetune_patience": a.patience,
                 "finetune_step_cap": a.finetune_epochs * steps, "steps_per_epoch": steps,
-                "batch_size": a.batch_size, "lr": a.lr, "weight_decay": a.weight_decay, "max_batches": a.max_batches}
+                "batch_size": a.batch_size, "lr": a.lr, "weight_decay": a.weight_decay, "max_batches": a.max_batches,
+                **({} if a.finetune_lr is None else {"finetune_lr": a.finetune_lr})}
 
     def environment(self) -> dict:
         return {"device": self.args.device, "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
@@ -213,10 +218,11 @@ class Study:
     # ------------------------------------------------------------------ cells
     def selector_name(self, sel: str) -> str:
         a = self.args
+        lr = "" if a.finetune_lr is None else f"-ftlr{a.finetune_lr:g}"
         if sel != "dynst":
-            return sel
+            return sel + lr
         return (f"dynst-{a.dynst_schedule}-rw{a.recon_weight:g}-gw{a.gate_weight:g}-mw{a.marginal_weight:g}"
-                f"-se{a.search_epochs}")
+                f"-se{a.search_epochs}{lr}")
 
     def cell(self, sel: str, sparsity: float, target: str, seed: int) -> None:
         a = self.args

@@ -135,6 +135,25 @@ def test_baseline_masks_go_through_the_same_finetune(tiny):
         tr.finetune(SensorMask.from_indices([0, 1], 10))
 
 
+def test_finetune_lr_sets_the_finetune_optimiser_only(tiny, monkeypatch):
+    from dynst_pyg.training import context
+
+    seen = []
+    real = context.RunContext.optimizer
+
+    def spy(self, model, train_gate, lr=None):
+        opt = real(self, model, train_gate, lr)
+        seen.append([g["lr"] for g in opt.param_groups])
+        return opt
+
+    monkeypatch.setattr(context.RunContext, "optimizer", spy)
+    tr = DynSTTrainer(factory(24), tiny, quick_cfg(lr=3e-3, gate_lr=1e-2, finetune_lr=4e-4))
+    tr.finetune(select_sensors("degree", tiny, sparsity=0.5), start="dense")
+    # warm-up at lr; fine-tune: backbone 4e-4, gate 1e-2 (its own rate), lift head 4e-4
+    assert seen[0][0] == 3e-3
+    assert seen[-1] == [4e-4, 1e-2, 4e-4]
+
+
 def test_sample_pruning_hook_skips_windows(tiny):
     full = DynSTTrainer(factory(24), tiny, quick_cfg(max_batches=None, batch_size=64, finetune_epochs=4))
     full.fit()
@@ -252,6 +271,7 @@ def test_dense_metrics_honours_the_split(tiny):
     (dict(reconnect="magic"), "reconnect"), (dict(budget=30), "budget"), (dict(protected=[0, 99]), "protected"),
     (dict(schedule="greedy"), "schedule"), (dict(precision="8"), "precision"), (dict(device="tpu"), "device"),
     (dict(sparsity=1.0), "sparsity"), (dict(val_max_windows=0), "val_max_windows"),
+    (dict(finetune_lr=0.0), "finetune_lr"), (dict(finetune_lr="fast"), "finetune_lr"),
 ])
 def test_every_config_field_is_validated(kw, msg):
     sp = prepare(synthetic_road_network(num_nodes=20, num_steps=300))

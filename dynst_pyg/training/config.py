@@ -44,6 +44,9 @@ class DynSTConfig:
         batch_size (int, optional): Training batch (default: ``64``).
         lr (float, optional): Adam learning rate of the backbone (default: ``3e-3``).
         gate_lr (float, optional): Learning rate of the gate (default: ``1e-2``).
+        finetune_lr (float, optional): Adam learning rate of the backbone and the lift head in
+            the sparse fine-tune, which starts a fresh optimiser from an already trained state;
+            :obj:`None` uses ``lr`` (default: :obj:`None`).
         gate_l1 (float, optional): L1 penalty on active gates during the search (default: ``1e-3``).
         weight_decay (float, optional): Adam weight decay (default: ``1e-4``).
         clip_grad (float, optional): Gradient-norm clip (default: ``5.0``).
@@ -115,6 +118,7 @@ class DynSTConfig:
     batch_size: int = 64
     lr: float = 3e-3
     gate_lr: float = 1e-2
+    finetune_lr: Optional[float] = None
     gate_l1: float = 1e-3
     weight_decay: float = 1e-4
     clip_grad: float = 5.0
@@ -188,6 +192,10 @@ class DynSTConfig:
         check_positive_int(self.max_batches, "max_batches", allow_none=True)
         check_positive_int(self.warmup_patience, "warmup_patience", allow_none=True)
         check_positive_int(self.val_max_windows, "val_max_windows", allow_none=True)
+        if self.finetune_lr is not None and (isinstance(self.finetune_lr, bool)
+                                             or not isinstance(self.finetune_lr, (int, float))
+                                             or not self.finetune_lr > 0):
+            raise ValueError(f"`finetune_lr` must be > 0 or None (use `lr`), got {self.finetune_lr!r}")
         for name in ("lr", "gate_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}")

@@ -153,14 +153,17 @@ class RunContext:
         return make_sampler(c.sample_pruning, len(windows), epochs, window_dataset=windows,
                             edge_index=windows.edge_index, edge_weight=windows.edge_weight, **kw)
 
-    def optimizer(self, model: ServedModel, train_gate: bool) -> torch.optim.Optimizer:
+    def optimizer(self, model: ServedModel, train_gate: bool, lr: Optional[float] = None) -> torch.optim.Optimizer:
+        """Adam over the backbone and lift head at ``lr`` (default: the configuration's ``lr``) and,
+        with ``train_gate``, the gate at ``gate_lr`` without weight decay."""
         c = self.config
-        groups = [{"params": list(model.backbone.parameters()), "lr": c.lr}]
+        lr = c.lr if lr is None else lr
+        groups = [{"params": list(model.backbone.parameters()), "lr": lr}]
         if train_gate:
             groups.append({"params": [model.gate.gate], "lr": c.gate_lr, "weight_decay": 0.0})
         if model.lift is not None:
-            groups.append({"params": list(model.lift.parameters()), "lr": c.lr})
-        return torch.optim.Adam(groups, lr=c.lr, weight_decay=c.weight_decay)
+            groups.append({"params": list(model.lift.parameters()), "lr": lr})
+        return torch.optim.Adam(groups, lr=lr, weight_decay=c.weight_decay)
 
     def val_windows(self, windows: WindowDataset) -> Optional[Tensor]:
         """Evenly spaced validation windows when ``val_max_windows`` caps them (:obj:`None`: all)."""

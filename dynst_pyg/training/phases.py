@@ -159,7 +159,7 @@ def sparse_finetune(ctx: RunContext, record: RunRecord, mask: SensorMask, state:
     served = ctx.served_model(mask, sub, state)
     served.gate.track_statistics(False)
     served.gate.gate.requires_grad_(True)
-    opt = ctx.optimizer(served, train_gate=True)
+    opt = ctx.optimizer(served, train_gate=True, lr=c.finetune_lr)
     sampler = ctx.sampler(sub.train, c.finetune_epochs)
     loop = LoopState(best_state=copy.deepcopy(served.state_dict()))
     ck = ctx.checkpoints.load() if checkpoint else None
