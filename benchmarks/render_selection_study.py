@@ -89,8 +89,11 @@ def grid_table(key: tuple, sels: dict, dense: dict) -> tuple[str, Optional[dict]
                     + f" | {ms(dense_mae[name])} | {statistics.mean(rel):+.1f} % | {statistics.mean(c['finetune_epochs_run'] for c in cs):.1f}"
                     + f" | {len(cs)} |")
     summary = None
-    base = {n: v for n, v in sels.items() if not is_dynst(n)}
     for dn in [n for n in sels if is_dynst(n)]:
+        # a baseline that keeps exactly DynST's sensors on every common seed is the same method here
+        same = sorted(n for n, v in sels.items() if not is_dynst(n) and set(v) & set(sels[dn])
+                      and all(v[s]["kept"] == sels[dn][s]["kept"] for s in set(v) & set(sels[dn])))
+        base = {n: v for n, v in sels.items() if not is_dynst(n) and n not in same}
         if not base:
             break
         best = min(base, key=lambda n: statistics.mean(c["test"]["mae"] for c in base[n].values()))
@@ -106,9 +109,13 @@ def grid_table(key: tuple, sels: dict, dense: dict) -> tuple[str, Optional[dict]
             if len(cm) >= 2:
                 every[bn] = bootstrap([sels[dn][s]["test"]["mae"] - base[bn][s]["test"]["mae"] for s in cm])
         summary = {"every_ahead": all(hi_ < 0 for _, hi_ in every.values()), "baselines": sorted(every),
+                   "same_mask": same,
                    "dynst": dn, "best_baseline": best, "diff": statistics.mean(diffs), "lo": lo, "hi": hi,
                    "seeds": len(common), "vs_dense": statistics.mean(dense_rel),
                    "vs_dense_sd": statistics.stdev(dense_rel) if len(dense_rel) > 1 else 0.0}
+        if same:
+            rows.append(f"\n{dn} keeps exactly the sensors of {', '.join(same)} on every seed (the same method "
+                        "here), so its rows are identical; the comparison below is with the other baselines.")
         rows.append(f"\nPaired by seed, {dn} minus the best baseline ({best}): {summary['diff']:+.3f} MAE, "
                     f"95 % bootstrap interval [{lo:+.3f}, {hi:+.3f}] over {len(common)} seeds; "
                     f"{dn} vs the dense model {summary['vs_dense']:+.1f} ± {summary['vs_dense_sd']:.1f} %.")
@@ -136,6 +143,7 @@ def dense_table(dense: dict) -> str:
 def sweep_table(sweep: list[dict], cells: list[dict], choice_path: Optional[Path]) -> str:
     """Validation MAE of every DynST configuration on the sweep's seeds (the sweep's own validation-only
     cells plus the DynST cells of the grid on those seeds); writes the choice to ``choice_path``."""
+    sweep = [c for c in sweep if not is_finetune_lr(c)]
     seeds = {c["config"]["seed"] for c in sweep}
     by = defaultdict(list)
     for c in sweep + [c for c in cells if is_dynst(c["config"]["selector"]) and c["config"]["seed"] in seeds]:
@@ -160,6 +168,39 @@ def sweep_table(sweep: list[dict], cells: list[dict], choice_path: Optional[Path
                                   if k[:4] == g}} for g, (m, sel) in sorted(best.items())]
         choice_path.write_text(json.dumps({"chosen_by": "mean validation MAE over the seeds (test not read)",
                                            "choices": choice}, indent=1))
+    return "\n".join(rows)
+
+
+def is_finetune_lr(cell: dict) -> bool:
+    """A cell of the fine-tune learning-rate sweep (``selection_study.py --finetune-lr``)."""
+    return "finetune_lr" in cell["config"]
+
+
+def finetune_lr_table(sweep: list[dict], cells: list[dict]) -> str:
+    """Validation MAE of each selector's fine-tune at every learning rate tried, the grid's default
+    rate (``lr``) included for the same seeds; test is not read."""
+    runs = [c for c in sweep if is_finetune_lr(c)]
+    if not runs:
+        return "(not run)"
+    seeds = {c["config"]["seed"] for c in runs}
+    by = defaultdict(list)
+    for c in runs:
+        k = c["config"]
+        base = k["selector"].rsplit("-ftlr", 1)[0]
+        by[(k["dataset"], k["target"], k["sparsity"], base, k["finetune_lr"])].append(c)
+    groups = {k[:4] for k in by}
+    for c in cells:
+        k = c["config"]
+        g = (k["dataset"], k["target"], k["sparsity"], k["selector"])
+        if g in groups and k["seed"] in seeds:
+            by[(*g, k["lr"])].append(c)
+    rows = ["| dataset | target | sparsity | selector | fine-tune lr | val MAE | fine-tune epochs | seeds |",
+            "|---|---|---|---|---|---|---|---|"]
+    for k in sorted(by, key=lambda k: (k[:4], -k[4])):
+        cs = by[k]
+        rows.append(f"| {DATA_NAMES.get(k[0], k[0])} | {k[1]} | {k[2]:g} | {k[3]} | {k[4]:g} | "
+                    f"{ms([c['val']['mae'] for c in cs])} | "
+                    f"{statistics.mean(c['finetune_epochs_run'] for c in cs):.1f} | {len(cs)} |")
     return "\n".join(rows)
 
 
@@ -231,7 +272,8 @@ def headline(summaries: dict, dense: dict) -> str:
         ds, bb, sp, tgt = key
         verdict_dense = "within" if s["vs_dense"] <= 5.0 else "not within"
         verdict_base = ("ahead of" if s["hi"] < 0 else "behind" if s["lo"] > 0 else "not separable from")
-        lines.append(f"| {DATA_NAMES.get(ds, ds)} | {bb} | {sp:g} | {tgt} | {s['dynst']} | "
+        dyn = s["dynst"] + (f" (= {', '.join(s['same_mask'])}: same sensors every seed)" if s.get("same_mask") else "")
+        lines.append(f"| {DATA_NAMES.get(ds, ds)} | {bb} | {sp:g} | {tgt} | {dyn} | "
                      f"{s['vs_dense']:+.1f} ± {s['vs_dense_sd']:.1f} % ({verdict_dense} 5 %) | {s['best_baseline']} | "
                      f"{s['diff']:+.3f} [{s['lo']:+.3f}, {s['hi']:+.3f}] ({verdict_base}) | {s['seeds']} |")
     head = ["| data | backbone | sparsity | target | DynST | vs converged dense | best baseline | "
@@ -255,8 +297,12 @@ def statement(summaries: dict) -> str:
     what = ("DynST with its defaults, whose importance is then a classical ridge backward elimination on the "
             "training series (the learned gate, saliency and marginal terms get zero weight)") if default else s["dynst"]
     if s["hi"] < 0:
-        base = (f"ahead of every baseline, the best ({s['best_baseline']}) included, beyond the 95 % interval"
+        other = "every other baseline" if s.get("same_mask") else "every baseline"
+        base = (f"ahead of {other}, the best ({s['best_baseline']}) included, beyond the 95 % interval"
                 if s["every_ahead"] else base + ", though not beyond the interval of every other baseline")
+    if s.get("same_mask"):
+        same = f"it keeps exactly the sensors of the {', '.join(s['same_mask'])} selector on every seed"
+        what = what[:-1] + f"; {same})" if what.endswith(")") else what + f" ({same})"
     return (f"In the selection study (Los-loop, STID, half of the 207 sensors removed, {s['seeds']} seeds), "
             f"{what}, is {s['vs_dense']:+.1f} ± {s['vs_dense_sd']:.1f} % in MAE from the converged dense model "
             f"({dense} the 5 % goal) and {s['diff']:+.3f} MAE [95 % CI {s['lo']:+.3f}, {s['hi']:+.3f}] "
@@ -281,6 +327,7 @@ def main(argv=None) -> None:
     planted_path = RES / "planted_recovery.json"
     blocks = {"dense": dense_table(dense), "grid": "\n\n".join(parts) or "(no cells yet)",
               "sweep": sweep_table(load(RES / "sweep"), cells, None if a.print else RES / "sweep_choice.json"),
+              "finetune-lr": finetune_lr_table(load(RES / "sweep"), cells),
               "planted": planted_table(json.loads(planted_path.read_text()) if planted_path.exists() else None)}
     blocks["headline"] = headline(summaries, dense)
     blocks["statement"] = statement(summaries)
@@ -290,7 +337,7 @@ def main(argv=None) -> None:
         return
     readme = HERE / "README.md"
     text = readme.read_text()
-    for name in ("dense", "grid", "sweep", "planted", "headline"):
+    for name in ("dense", "grid", "sweep", "finetune-lr", "planted", "headline"):
         text = replace_block(text, name, blocks[name])
     readme.write_text(text)
     top = HERE.parent / "README.md"
