@@ -1,0 +1,71 @@
+"""The benchmark renderers turn study JSON into README tables: tiny exact cases of their rules."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def render():
+    return load("render_selection_study")
+
+
+def cell(selector, seed, mae, kept, val=None, **cfg):
+    m = {"mae": mae, "mae_h3": mae, "mae_h6": mae, "mae_h12": mae}
+    return {"config": {"dataset": "los-loop", "backbone": "stid", "sparsity": 0.5, "target": "all",
+                       "selector": selector, "seed": seed, "lr": 2e-3, **cfg},
+            "test": m, "dense_test": {**m, "mae": 1.0}, "val": {"mae": mae if val is None else val},
+            "kept": kept, "finetune_epochs_run": 6}
+
+
+def dense(seeds):
+    m = {"mae": 1.0, "mae_h3": 1.0, "mae_h6": 1.0, "mae_h12": 1.0}
+    return {("los-loop", "stid", s): {"test": m, "epochs_run": 20,
+                                       "reference_test": {"persistence": m, "time_of_day": m}} for s in seeds}
+
+
+def test_a_baseline_with_dynsts_exact_sensors_is_named_the_same_method(render):
+    dyn = "dynst-iterative-rw1-gw0.1-mw0.8-se3"
+    cells = []
+    for s in range(3):
+        cells += [cell(dyn, s, 1.0 + 0.01 * s, [0, 1]), cell("backward-elimination", s, 1.0 + 0.01 * s, [0, 1]),
+                  cell("qr", s, 1.2 + 0.01 * s, [0, 2]), cell("random", s, 1.3, [1, 3])]
+    g = render.grouped(cells)
+    key = ("los-loop", "stid", 0.5, "all")
+    table, summary = render.grid_table(key, g[key], dense(range(3)))
+    assert summary["same_mask"] == ["backward-elimination"]
+    assert summary["best_baseline"] == "qr"          # not the identical twin, whose difference is 0
+    assert summary["diff"] == pytest.approx(-0.2)
+    assert summary["every_ahead"]
+    assert "keeps exactly the sensors of backward-elimination" in table
+    # one seed where the masks differ: no longer the same method, and it is the best baseline
+    cells[1] = cell("backward-elimination", 0, 0.9, [0, 3])
+    _, summary = render.grid_table(key, render.grouped(cells)[key], dense(range(3)))
+    assert summary["same_mask"] == [] and summary["best_baseline"] == "backward-elimination"
+
+
+def test_the_finetune_lr_table_sets_the_sweep_beside_the_grids_default_rate(render):
+    dyn = "dynst-iterative-rw1-gw0.1-mw0.8-se3"
+    grid = [cell(dyn, s, 9.0, [0], val=3.0 + s) for s in range(3)] + [cell(dyn, 7, 9.0, [0], val=100.0)]
+    sweep = [cell(f"{dyn}-ftlr0.0005", s, 9.0, [0], val=4.0 + s, finetune_lr=5e-4) for s in range(3)]
+    sweep.append(cell(dyn.replace("rw1", "rw0"), 0, 9.0, [0], val=0.5))  # a DynST weight sweep cell
+    text = render.finetune_lr_table(sweep, grid)
+    rows = [r for r in text.splitlines() if r.startswith("| Los-loop")]
+    assert len(rows) == 2                               # the rw0 cell belongs to the other table
+    assert "| 0.002 | 4.000 ± 1.000 |" in rows[0]       # seed 7 is not a sweep seed: left out
+    assert "| 0.0005 | 5.000 ± 1.000 |" in rows[1]
+    # and the DynST weight-sweep table does not list the learning-rate cells
+    assert "ftlr" not in render.sweep_table(sweep, grid, None)
+    assert render.finetune_lr_table([], grid) == "(not run)"
