@@ -271,29 +271,74 @@ def plot_group(key: str, g: Dict[str, Any], cells: List[Dict[str, Any]], path: s
 
 
 def sweep_summary(sweep_dir: str, main_cells: List[Dict[str, Any]]) -> Dict[str, Any]:
-    cells = load_cells(sweep_dir)
-    out: Dict[str, Any] = {"chosen_by": "validation MAE only (process CPU seconds to 1.01 x the full-data best "
-                                        "validation MAE); "
-                                        "test never read for a sweep cell", "groups": {}}
-    for c in cells:
+    """Every ST-Prune variant per (dataset, backbone), over the seeds it ran on.
+
+    A variant's measure on a seed is its validation CPU time to target divided by the full-data
+    run's of that seed; the default variant is the main ST-Prune cell. A variant is chosen over the
+    default only when it reached the target on every seed of the default and its paired ratio is
+    lower beyond the 95 % bootstrap interval; otherwise the default stays.
+    """
+    out: Dict[str, Any] = {"chosen_by": "validation only (process CPU seconds to 1.01 x the full-data best "
+                                        "validation MAE of the same seed); test never read for a sweep cell",
+                           "rule": "lowest mean ratio to full data's time, reached on every seed, and ahead "
+                                   "of the default beyond the paired 95 % bootstrap interval; else the default",
+                           "groups": {}}
+    mains: Dict[tuple, Dict[str, Any]] = {}
+    for m in main_cells:
+        k = m["config"]
+        mains[(k["dataset"], k["backbone"], k["seed"], k["policy"])] = m
+    runs: Dict[str, Dict[tuple, Dict[int, Dict[str, Any]]]] = {}
+    defaults: Dict[str, tuple] = {}
+
+    def add(key: str, c: Dict[str, Any], full: Dict[str, Any], source: str) -> None:
+        v = _variant(c, full, source)
+        runs.setdefault(key, {}).setdefault((v["ratio"], v["delta"], v["alpha"]), {})[c["config"]["seed"]] = v
+
+    for c in load_cells(sweep_dir):
         cfg = c["config"]
-        key = f"{cfg['dataset']}/{cfg['backbone']}"
-        seed = cfg["seed"]
-        mains = {m["config"]["policy"]: m for m in main_cells if m["config"]["dataset"] == cfg["dataset"]
-                 and m["config"]["backbone"] == cfg["backbone"] and m["config"]["seed"] == seed}
-        if "full" not in mains:
+        full = mains.get((cfg["dataset"], cfg["backbone"], cfg["seed"], "full"))
+        if full is None:
             continue
-        grp = out["groups"].setdefault(key, {"seed": seed, "variants": []})
-        if not grp["variants"] and "stprune" in mains:
-            grp["full_best_val_mae"] = mains["full"]["best_val_mae"]
-            grp["full_val_ttt"] = time_to(mains["full"], TARGET_FACTOR * mains["full"]["best_val_mae"], "cpu_seconds")
-            grp["variants"].append(_variant(mains["stprune"], mains["full"], "main cell (default variant)"))
-        grp["variants"].append(_variant(c, mains["full"], "sweep cell"))
-    for grp in out["groups"].values():
-        reached = [v for v in grp["variants"] if v["val_ttt"] is not None]
-        best = min(reached, key=lambda v: (v["val_ttt"], v["best_val_mae"])) if reached else None
-        grp["chosen"] = None if best is None else {k: best[k] for k in ("ratio", "delta", "alpha")}
-        grp["rule"] = "lowest validation CPU time to target; ties by best validation MAE"
+        key = f"{cfg['dataset']}/{cfg['backbone']}"
+        add(key, c, full, "sweep cell")
+        default = mains.get((cfg["dataset"], cfg["backbone"], cfg["seed"], "stprune"))
+        if default is not None:
+            add(key, default, full, "main cell (default variant)")
+            s = default["config"]["sampler"]
+            defaults[key] = (s["ratio"], s["delta"], s["alpha"])
+    for key, variants in sorted(runs.items()):
+        default = defaults.get(key)
+        rows = []
+        for var, by_seed in sorted(variants.items()):
+            ratios = [v["val_ttt_ratio"] for v in by_seed.values() if v["val_ttt_ratio"] is not None]
+            rows.append({"ratio": var[0], "delta": var[1], "alpha": var[2], "default": var == default,
+                         "seeds": sorted(by_seed), "reached": len(ratios),
+                         "ttt_ratio": mean_std(ratios),
+                         "best_val_mae": mean_std([v["best_val_mae"] for v in by_seed.values()]),
+                         "steps": mean_std([float(v["steps"]) for v in by_seed.values()]),
+                         "per_seed": {str(s): v for s, v in sorted(by_seed.items())}})
+        chosen, reason = default, "the default: no variant ahead of it beyond the interval"
+        base = variants.get(default, {})
+        best = None
+        for r in rows:
+            var = (r["ratio"], r["delta"], r["alpha"])
+            if var == default or not base or r["reached"] < len(r["seeds"]):
+                continue
+            # seeds on which the default reached the target (a variant must reach it on all of its seeds)
+            common = sorted(s for s in set(variants[var]) & set(base) if base[s]["val_ttt_ratio"] is not None)
+            if len(common) < 2:
+                continue
+            diffs = [variants[var][s]["val_ttt_ratio"] - base[s]["val_ttt_ratio"] for s in common]
+            ci = bootstrap_ci(diffs)
+            r["vs_default"] = {"diff": statistics.mean(diffs), "ci95": ci, "seeds": common}
+            if ci is not None and ci[1] < 0 and (best is None or statistics.mean(diffs) < best[0]):
+                best = (statistics.mean(diffs), var)
+        if best is not None:
+            chosen, reason = best[1], "ahead of the default beyond the paired 95 % interval"
+        out["groups"][key] = {"variants": rows, "default": None if default is None else
+                              dict(zip(("ratio", "delta", "alpha"), default)),
+                              "chosen": None if chosen is None else dict(zip(("ratio", "delta", "alpha"), chosen)),
+                              "reason": reason}
     return out
 
 
@@ -311,19 +356,24 @@ def _variant(c: Dict[str, Any], full: Dict[str, Any], source: str) -> Dict[str, 
 def markdown_sweep(sw: Dict[str, Any]) -> str:
     lines = []
     for key, g in sw["groups"].items():
-        lines += [f"**{key}, seed {g['seed']}** (validation only; full data: best validation MAE "
-                  f"{g['full_best_val_mae']:.4f}, CPU time to target {g['full_val_ttt']:.1f} s)", "",
-                  "| ratio | annealing δ | α | validation CPU time to target (s) | / full's | best val MAE | steps |",
-                  "|---|---|---|---|---|---|---|"]
-        for v in sorted(g["variants"], key=lambda v: (v["ratio"], v["delta"], v["alpha"])):
-            t = "never" if v["val_ttt"] is None else f"{v['val_ttt']:.1f}"
-            r = "—" if v["val_ttt_ratio"] is None else f"{v['val_ttt_ratio']:.2f}"
-            lines.append(f"| {v['ratio']:g} | {v['delta']:g} | {v['alpha']:g} | {t} | {r} | "
-                         f"{v['best_val_mae']:.4f} | {v['steps']} |")
+        seeds = sorted({s for r in g["variants"] for s in r["seeds"]})
+        lines += [f"**{key}, seeds {', '.join(map(str, seeds))}** (validation only; ratio = ST-Prune's CPU "
+                  "time to target / full data's on the same seed, mean ± std over the seeds it reached)", "",
+                  "| ratio | annealing δ | α | reached | CPU time to target / full's | best val MAE | steps | "
+                  "minus default, paired [95 % CI] |", "|---|---|---|---|---|---|---|---|"]
+        for r in sorted(g["variants"], key=lambda r: (r["ratio"], r["delta"], r["alpha"])):
+            t = "never" if r["ttt_ratio"] is None else _ms(r["ttt_ratio"], "{:.2f}")
+            vs = "(default)" if r["default"] else "—"
+            if "vs_default" in r:
+                d = r["vs_default"]
+                vs = f"{d['diff']:+.2f}" + ("" if d["ci95"] is None else f" [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]")
+            lines.append(f"| {r['ratio']:g} | {r['delta']:g} | {r['alpha']:g} | {r['reached']}/{len(r['seeds'])} | "
+                         f"{t} | {_ms(r['best_val_mae'], '{:.4f}')} | {_ms(r['steps'], '{:.0f}')} | {vs} |")
         ch = g["chosen"]
-        lines += ["", "Validation chooses: " + ("nothing reached the target" if ch is None else
-                                                f"ratio {ch['ratio']:g}, δ {ch['delta']:g}, α {ch['alpha']:g}") + "."]
-    return "\n".join(lines)
+        lines += ["", "Validation chooses: " + ("nothing" if ch is None else
+                                                f"ratio {ch['ratio']:g}, δ {ch['delta']:g}, α {ch['alpha']:g}")
+                  + f" ({g['reason']}).", ""]
+    return "\n".join(lines).rstrip()
 
 
 def replace_block(path: str, name: str, text: str) -> None:

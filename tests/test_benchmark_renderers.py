@@ -69,3 +69,37 @@ def test_the_finetune_lr_table_sets_the_sweep_beside_the_grids_default_rate(rend
     # and the DynST weight-sweep table does not list the learning-rate cells
     assert "ftlr" not in render.sweep_table(sweep, grid, None)
     assert render.finetune_lr_table([], grid) == "(not run)"
+
+
+def sp_cell(policy, seed, reach_cpu, sampler=None):
+    """A sample-pruning cell whose validation MAE reaches 1.0 at ``reach_cpu`` CPU seconds (None: never)."""
+    epochs = [{"val_mae": 2.0, "cpu_seconds": 1.0}]
+    epochs.append({"val_mae": 1.0 if reach_cpu is not None else 1.5, "cpu_seconds": reach_cpu or 50.0})
+    return {"config": {"dataset": "aarhus", "backbone": "stid", "seed": seed, "policy": policy,
+                       "sampler": sampler or {"ratio": 0.5, "delta": 0.875, "alpha": 1.0}},
+            "epochs": epochs, "best_val_mae": min(e["val_mae"] for e in epochs), "total_seconds": 60.0,
+            "total_steps": 100, "epochs_run": 2}
+
+
+def test_the_sweep_changes_a_default_only_when_a_variant_beats_it_on_every_seed(tmp_path):
+    import json
+
+    sp = load("render_sample_pruning")
+    mains = [sp_cell("full", s, 10.0) for s in range(3)] + [sp_cell("stprune", s, 8.0) for s in range(3)]
+    fast = {"ratio": 0.3, "delta": 0.875, "alpha": 1.0}
+    flaky = {"ratio": 0.7, "delta": 0.875, "alpha": 1.0}
+    sweep = [sp_cell("stprune", s, 5.0 + 0.1 * s, fast) for s in range(3)]
+    sweep += [sp_cell("stprune", 0, 1.0, flaky), sp_cell("stprune", 1, None, flaky), sp_cell("stprune", 2, 1.0, flaky)]
+    for i, c in enumerate(sweep):
+        (tmp_path / f"c{i}.json").write_text(json.dumps(c))
+    g = sp.sweep_summary(str(tmp_path), mains)["groups"]["aarhus/stid"]
+    rows = {r["ratio"]: r for r in g["variants"]}
+    assert rows[0.5]["default"] and rows[0.5]["ttt_ratio"]["mean"] == pytest.approx(0.8)
+    assert rows[0.3]["vs_default"]["diff"] == pytest.approx(-0.29)
+    assert rows[0.7]["reached"] == 2 and "vs_default" not in rows[0.7]   # fastest, but missed a seed
+    assert g["chosen"] == fast
+    # the same variant, ahead on two seeds only and behind on the third: the default stays
+    (tmp_path / "c2.json").write_text(json.dumps(sp_cell("stprune", 2, 9.5, fast)))
+    g = sp.sweep_summary(str(tmp_path), mains)["groups"]["aarhus/stid"]
+    assert g["chosen"] == {"ratio": 0.5, "delta": 0.875, "alpha": 1.0}
+    assert "seeds 0, 1, 2" in sp.markdown_sweep({"groups": {"aarhus/stid": g}})
