@@ -207,6 +207,8 @@ def verdict(key: str, g: Dict[str, Any]) -> str:
                      f"{sp['ttt_ratio']['mean']:.2f} ± {sp['ttt_ratio']['std']:.2f}x) at {100 * t['mean']:+.2f} ± "
                      f"{100 * t['std']:.2f} % test MAE: the goal (<= 0.6x at <= +1 %) is "
                      + ("**met**" if ok else "**not met**"))
+    else:
+        parts.append("so the goal (<= 0.6x at <= +1 %) is **not met**")
     text = ", ".join(parts) + "."
     vs = []
     for p, v in g["stprune_minus_baseline"].items():
