@@ -143,7 +143,7 @@ def dense_table(dense: dict) -> str:
 def sweep_table(sweep: list[dict], cells: list[dict], choice_path: Optional[Path]) -> str:
     """Validation MAE of every DynST configuration on the sweep's seeds (the sweep's own validation-only
     cells plus the DynST cells of the grid on those seeds); writes the choice to ``choice_path``."""
-    sweep = [c for c in sweep if not is_finetune_lr(c)]
+    sweep = [c for c in sweep if not is_finetune_variant(c)]
     seeds = {c["config"]["seed"] for c in sweep}
     by = defaultdict(list)
     for c in sweep + [c for c in cells if is_dynst(c["config"]["selector"]) and c["config"]["seed"] in seeds]:
@@ -171,34 +171,41 @@ def sweep_table(sweep: list[dict], cells: list[dict], choice_path: Optional[Path
     return "\n".join(rows)
 
 
-def is_finetune_lr(cell: dict) -> bool:
-    """A cell of the fine-tune learning-rate sweep (``selection_study.py --finetune-lr``)."""
-    return "finetune_lr" in cell["config"]
+def is_finetune_variant(cell: dict) -> bool:
+    """A cell of the fine-tune protocol sweep (``selection_study.py --finetune-lr / --validate-start``)."""
+    return "finetune_lr" in cell["config"] or "finetune_validate_start" in cell["config"]
+
+
+def finetune_label(config: dict) -> str:
+    parts = [f"lr {config.get('finetune_lr', config['lr']):g}"]
+    if config.get("finetune_validate_start"):
+        parts.append("start validated as epoch 0")
+    return ", ".join(parts)
 
 
 def finetune_lr_table(sweep: list[dict], cells: list[dict]) -> str:
-    """Validation MAE of each selector's fine-tune at every learning rate tried, the grid's default
-    rate (``lr``) included for the same seeds; test is not read."""
-    runs = [c for c in sweep if is_finetune_lr(c)]
+    """Validation MAE of each selector under every fine-tune variant tried (learning rate, start
+    validated), beside the grid's own fine-tune on the same seeds; test is not read."""
+    runs = [c for c in sweep if is_finetune_variant(c)]
     if not runs:
         return "(not run)"
     seeds = {c["config"]["seed"] for c in runs}
     by = defaultdict(list)
     for c in runs:
         k = c["config"]
-        base = k["selector"].rsplit("-ftlr", 1)[0]
-        by[(k["dataset"], k["target"], k["sparsity"], base, k["finetune_lr"])].append(c)
+        base = re.sub(r"(-ftlr[^-]*(?:-\d+)?)?(-vs)?$", "", k["selector"])
+        by[(k["dataset"], k["target"], k["sparsity"], base, finetune_label(k))].append(c)
     groups = {k[:4] for k in by}
     for c in cells:
         k = c["config"]
         g = (k["dataset"], k["target"], k["sparsity"], k["selector"])
         if g in groups and k["seed"] in seeds:
-            by[(*g, k["lr"])].append(c)
-    rows = ["| dataset | target | sparsity | selector | fine-tune lr | val MAE | fine-tune epochs | seeds |",
+            by[(*g, finetune_label(k) + " (the grid's)")].append(c)
+    rows = ["| dataset | target | sparsity | selector | fine-tune | val MAE | fine-tune epochs | seeds |",
             "|---|---|---|---|---|---|---|---|"]
-    for k in sorted(by, key=lambda k: (k[:4], -k[4])):
+    for k in sorted(by, key=lambda k: (k[:4], "grid" not in k[4], k[4])):
         cs = by[k]
-        rows.append(f"| {DATA_NAMES.get(k[0], k[0])} | {k[1]} | {k[2]:g} | {k[3]} | {k[4]:g} | "
+        rows.append(f"| {DATA_NAMES.get(k[0], k[0])} | {k[1]} | {k[2]:g} | {k[3]} | {k[4]} | "
                     f"{ms([c['val']['mae'] for c in cs])} | "
                     f"{statistics.mean(c['finetune_epochs_run'] for c in cs):.1f} | {len(cs)} |")
     return "\n".join(rows)

@@ -79,6 +79,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--finetune-lr", type=float, default=None,
                    help="learning rate of every sparse fine-tune (default: --lr); a set value is part of the "
                         "selector's name, so its cells never replace those of the default")
+    p.add_argument("--validate-start", action="store_true",
+                   help="count the fine-tune's start state as its epoch 0 of the early stopping "
+                        "(DynSTConfig.finetune_validate_start); part of the selector's name, like --finetune-lr")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--max-batches", type=int, default=None, help="cap on batches per epoch (default: all)")
     p.add_argument("--sweep", action="store_true", help="validation-only cells under sweep/ (no test metrics)")
@@ -164,7 +167,7 @@ class Study:
                            warmup_epochs=a.dense_epochs, warmup_patience=a.dense_patience,
                            finetune_epochs=a.finetune_epochs, patience=a.patience, search_epochs=a.search_epochs,
                            max_batches=a.max_batches, progress=False, device=a.device,
-                           finetune_lr=a.finetune_lr, **kw)
+                           finetune_lr=a.finetune_lr, finetune_validate_start=a.validate_start, **kw)
 
     def budget(self) -> dict:
         a = self.args
@@ -175,7 +178,8 @@ class Study:
                 "finetune_max_epochs": a.finetune_epochs, "finetune_patience": a.patience,
                 "finetune_step_cap": a.finetune_epochs * steps, "steps_per_epoch": steps,
                 "batch_size": a.batch_size, "lr": a.lr, "weight_decay": a.weight_decay, "max_batches": a.max_batches,
-                **({} if a.finetune_lr is None else {"finetune_lr": a.finetune_lr})}
+                **({} if a.finetune_lr is None else {"finetune_lr": a.finetune_lr}),
+                **({"finetune_validate_start": True} if a.validate_start else {})}
 
     def environment(self) -> dict:
         return {"device": self.args.device, "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
@@ -218,7 +222,7 @@ class Study:
     # ------------------------------------------------------------------ cells
     def selector_name(self, sel: str) -> str:
         a = self.args
-        lr = "" if a.finetune_lr is None else f"-ftlr{a.finetune_lr:g}"
+        lr = ("" if a.finetune_lr is None else f"-ftlr{a.finetune_lr:g}") + ("-vs" if a.validate_start else "")
         if sel != "dynst":
             return sel + lr
         return (f"dynst-{a.dynst_schedule}-rw{a.recon_weight:g}-gw{a.gate_weight:g}-mw{a.marginal_weight:g}"

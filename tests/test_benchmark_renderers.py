@@ -64,8 +64,11 @@ def test_the_finetune_lr_table_sets_the_sweep_beside_the_grids_default_rate(rend
     text = render.finetune_lr_table(sweep, grid)
     rows = [r for r in text.splitlines() if r.startswith("| Los-loop")]
     assert len(rows) == 2                               # the rw0 cell belongs to the other table
-    assert "| 0.002 | 4.000 ± 1.000 |" in rows[0]       # seed 7 is not a sweep seed: left out
-    assert "| 0.0005 | 5.000 ± 1.000 |" in rows[1]
+    vs = cell(f"{dyn}-vs", 0, 9.0, [0], val=2.5, finetune_validate_start=True)
+    assert "| lr 0.002, start validated as epoch 0 | 2.500 ± 0.000 |" in render.finetune_lr_table(sweep + [vs], grid)
+    assert "-vs" not in render.sweep_table(sweep + [vs], grid, None)
+    assert "| lr 0.002 (the grid's) | 4.000 ± 1.000 |" in rows[0]   # seed 7 is not a sweep seed: left out
+    assert "| lr 0.0005 | 5.000 ± 1.000 |" in rows[1]
     # and the DynST weight-sweep table does not list the learning-rate cells
     assert "ftlr" not in render.sweep_table(sweep, grid, None)
     assert render.finetune_lr_table([], grid) == "(not run)"

@@ -154,6 +154,21 @@ def test_finetune_lr_sets_the_finetune_optimiser_only(tiny, monkeypatch):
     assert seen[-1] == [4e-4, 1e-2, 4e-4]
 
 
+def test_finetune_validate_start_serves_the_start_when_no_epoch_beats_it(tiny):
+    mask = select_sensors("degree", tiny, sparsity=0.5)
+
+    def val_mae(**kw):
+        tr = DynSTTrainer(factory(24), tiny, quick_cfg(**kw))
+        return tr.finetune(mask, start="dense").val_metrics["mae"]
+
+    start = val_mae(finetune_epochs=0)                       # no epoch: the start is served
+    # a rate that wrecks every fine-tune epoch: only the validated start survives it
+    assert val_mae(finetune_lr=50.0, finetune_validate_start=True) == start
+    assert val_mae(finetune_lr=50.0) > start
+    # an ordinary fine-tune that does improve is kept
+    assert val_mae(finetune_validate_start=True, finetune_epochs=3) <= start
+
+
 def test_sample_pruning_hook_skips_windows(tiny):
     full = DynSTTrainer(factory(24), tiny, quick_cfg(max_batches=None, batch_size=64, finetune_epochs=4))
     full.fit()
@@ -272,6 +287,7 @@ def test_dense_metrics_honours_the_split(tiny):
     (dict(schedule="greedy"), "schedule"), (dict(precision="8"), "precision"), (dict(device="tpu"), "device"),
     (dict(sparsity=1.0), "sparsity"), (dict(val_max_windows=0), "val_max_windows"),
     (dict(finetune_lr=0.0), "finetune_lr"), (dict(finetune_lr="fast"), "finetune_lr"),
+    (dict(finetune_validate_start=1), "finetune_validate_start"),
 ])
 def test_every_config_field_is_validated(kw, msg):
     sp = prepare(synthetic_road_network(num_nodes=20, num_steps=300))

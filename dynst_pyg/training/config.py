@@ -47,6 +47,9 @@ class DynSTConfig:
         finetune_lr (float, optional): Adam learning rate of the backbone and the lift head in
             the sparse fine-tune, which starts a fresh optimiser from an already trained state;
             :obj:`None` uses ``lr`` (default: :obj:`None`).
+        finetune_validate_start (bool, optional): Validate the state the sparse fine-tune starts
+            from as its epoch 0 of the early stopping, so that the start is served when no
+            fine-tune epoch beats it on validation (default: :obj:`False`).
         gate_l1 (float, optional): L1 penalty on active gates during the search (default: ``1e-3``).
         weight_decay (float, optional): Adam weight decay (default: ``1e-4``).
         clip_grad (float, optional): Gradient-norm clip (default: ``5.0``).
@@ -119,6 +122,7 @@ class DynSTConfig:
     lr: float = 3e-3
     gate_lr: float = 1e-2
     finetune_lr: Optional[float] = None
+    finetune_validate_start: bool = False
     gate_l1: float = 1e-3
     weight_decay: float = 1e-4
     clip_grad: float = 5.0
@@ -196,6 +200,8 @@ class DynSTConfig:
                                              or not isinstance(self.finetune_lr, (int, float))
                                              or not self.finetune_lr > 0):
             raise ValueError(f"`finetune_lr` must be > 0 or None (use `lr`), got {self.finetune_lr!r}")
+        if not isinstance(self.finetune_validate_start, bool):
+            raise ValueError(f"`finetune_validate_start` must be True or False, got {self.finetune_validate_start!r}")
         for name in ("lr", "gate_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}")

@@ -8,6 +8,7 @@ each runs in the one :class:`~dynst_pyg.training.EpochEngine` and checkpoints ev
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict
 from typing import Optional
@@ -164,6 +165,9 @@ def sparse_finetune(ctx: RunContext, record: RunRecord, mask: SensorMask, state:
     loop = LoopState(best_state=copy.deepcopy(served.state_dict()))
     ck = ctx.checkpoints.load() if checkpoint else None
     loop = ctx.resume(ck, record, "finetune", served, opt, sampler, loop, mask)
+    if c.finetune_validate_start and loop.next_epoch == 0 and math.isinf(loop.best):
+        # the start is epoch 0 of the early stopping: served unless a fine-tune epoch beats it
+        loop.best = float(ctx.evaluate_served(served, sub, "val", ctx.val_windows(sub.val))["mae"])
     full_train = ctx.windows.train
 
     def loss(module: nn.Module, idx: Tensor) -> Tensor:
