@@ -47,12 +47,47 @@ def bootstrap(diffs: list[float], reps: int = 10000, seed: int = 0) -> tuple[flo
     return means[int(0.025 * reps)], means[int(0.975 * reps) - 1]
 
 
+def variant_of(config: dict) -> str:
+    """The fine-tune protocol of a cell: ``""`` for the grid's, else what differs from it."""
+    parts = []
+    if "finetune_lr" in config:
+        parts.append(f"fine-tune lr {config['finetune_lr']:g}")
+    if config.get("finetune_validate_start"):
+        parts.append("start validated as epoch 0")
+    return ", ".join(parts)
+
+
+def base_name(selector: str) -> str:
+    """The selector's name without the suffixes of the fine-tune protocol."""
+    return re.sub(r"(-ftlr[^-]*(?:-\d+)?)?(-vs)?$", "", selector)
+
+
 def grouped(cells: list[dict]) -> dict:
-    """``{(dataset, backbone, sparsity, target): {selector: {seed: cell}}}``."""
+    """``{(dataset, backbone, sparsity, target, variant): {selector: {seed: cell}}}``; ``variant`` is
+    the fine-tune protocol (:func:`variant_of`) and ``selector`` its base name."""
     out: dict = defaultdict(lambda: defaultdict(dict))
     for c in cells:
         k = c["config"]
-        out[(k["dataset"], k["backbone"], k["sparsity"], k["target"])][k["selector"]][k["seed"]] = c
+        out[(k["dataset"], k["backbone"], k["sparsity"], k["target"], variant_of(k))][base_name(k["selector"])][k["seed"]] = c
+    return out
+
+
+def chosen_variants(g: dict) -> dict:
+    """Per (dataset, backbone, sparsity, target) the fine-tune protocol whose DynST cells have the lowest
+    mean *validation* MAE on the seeds every protocol ran (test is not looked at); ties keep the grid's."""
+    out: dict = {}
+    by: dict = defaultdict(dict)
+    for key, sels in g.items():
+        dyn = sels.get(DEFAULT_DYNST)
+        if dyn:
+            by[key[:4]][key[4]] = dyn
+    for k4, variants in by.items():
+        common = set.intersection(*(set(v) for v in variants.values()))
+        if len(common) < 2 or "" not in variants:
+            out[k4] = ""
+            continue
+        score = {var: statistics.mean(cs[s]["val"]["mae"] for s in common) for var, cs in variants.items()}
+        out[k4] = min(sorted(score), key=lambda var: (score[var] + (0 if var == "" else 1e-6)))
     return out
 
 
@@ -62,7 +97,7 @@ def is_dynst(name: str) -> bool:
 
 def grid_table(key: tuple, sels: dict, dense: dict) -> tuple[str, Optional[dict]]:
     """One table (dense, references, every selector) and the DynST-vs-best-baseline summary."""
-    ds, bb, sp, tgt = key
+    ds, bb, sp, tgt, var = key
     rows = ["| selector | MAE | MAE h3 | MAE h6 | MAE h12 | dense, same sensors | vs dense | fine-tune epochs | seeds |",
             "|---|---|---|---|---|---|---|---|---|"]
     any_cells = [c for s in sels.values() for c in s.values()]
@@ -120,7 +155,7 @@ def grid_table(key: tuple, sels: dict, dense: dict) -> tuple[str, Optional[dict]
                     f"95 % bootstrap interval [{lo:+.3f}, {hi:+.3f}] over {len(common)} seeds; "
                     f"{dn} vs the dense model {summary['vs_dense']:+.1f} ± {summary['vs_dense_sd']:.1f} %.")
     title = (f"**{DATA_NAMES.get(ds, ds)}, {bb.upper() if bb == 'stid' else 'Graph WaveNet'}, sparsity {sp:g}, "
-             f"target=\"{tgt}\"** (test MAE, mean ± std over seeds {', '.join(map(str, seeds_all))})\n\n")
+             f"target=\"{tgt}\"{', fine-tune: ' + var if var else ''}** (test MAE, mean ± std over seeds {', '.join(map(str, seeds_all))})\n\n")
     return title + "\n".join(rows), summary
 
 
@@ -235,8 +270,8 @@ def plot(cells: list[dict], dense: dict, path: Path) -> None:
     g = grouped(cells)
     for ds, bb in sorted({(k[0], k[1]) for k in g}):
         curves: dict = defaultdict(dict)
-        for (d, b, sp, tgt), sels in g.items():
-            if (d, b, tgt) != (ds, bb, "all"):
+        for (d, b, sp, tgt, var), sels in g.items():
+            if (d, b, tgt, var) != (ds, bb, "all", ""):
                 continue
             for name, by_seed in sels.items():
                 curves[name][sp] = [c["test"]["mae"] for c in by_seed.values()]
@@ -271,26 +306,30 @@ def replace_block(text: str, name: str, body: str) -> str:
     return pat.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
 
 
-def headline(summaries: dict, dense: dict) -> str:
+def headline(summaries: dict, dense: dict, chosen: Optional[dict] = None) -> str:
     lines = []
+    chosen = chosen or {}
     for key, s in sorted(summaries.items()):
         if s is None:
             continue
-        ds, bb, sp, tgt = key
+        ds, bb, sp, tgt, var = key
+        protocol = (var or "the grid's") + (" (chosen on validation)" if chosen.get(key[:4]) == var and
+                                             len([k for k in summaries if k[:4] == key[:4]]) > 1 else "")
         verdict_dense = "within" if s["vs_dense"] <= 5.0 else "not within"
         verdict_base = ("ahead of" if s["hi"] < 0 else "behind" if s["lo"] > 0 else "not separable from")
         dyn = s["dynst"] + (f" (= {', '.join(s['same_mask'])}: same sensors every seed)" if s.get("same_mask") else "")
-        lines.append(f"| {DATA_NAMES.get(ds, ds)} | {bb} | {sp:g} | {tgt} | {dyn} | "
+        lines.append(f"| {DATA_NAMES.get(ds, ds)} | {bb} | {sp:g} | {tgt} | {protocol} | {dyn} | "
                      f"{s['vs_dense']:+.1f} ± {s['vs_dense_sd']:.1f} % ({verdict_dense} 5 %) | {s['best_baseline']} | "
                      f"{s['diff']:+.3f} [{s['lo']:+.3f}, {s['hi']:+.3f}] ({verdict_base}) | {s['seeds']} |")
-    head = ["| data | backbone | sparsity | target | DynST | vs converged dense | best baseline | "
-            "DynST − best baseline, MAE [95 % CI] | seeds |", "|---|---|---|---|---|---|---|---|---|"]
+    head = ["| data | backbone | sparsity | target | fine-tune | DynST | vs converged dense | best baseline | "
+            "DynST − best baseline, MAE [95 % CI] | seeds |", "|---|---|---|---|---|---|---|---|---|---|"]
     return "\n".join(head + lines)
 
 
-def statement(summaries: dict) -> str:
-    """The README's one plain sentence on the headline cell (Los-loop, STID, 50 %, target="all")."""
-    s = summaries.get(("los-loop", "stid", 0.5, "all"))
+def statement(summaries: dict, variant: str = "") -> str:
+    """The README's one plain sentence on the headline cell (Los-loop, STID, 50 %, target="all"), under
+    the fine-tune protocol ``variant`` (the one chosen on validation)."""
+    s = summaries.get(("los-loop", "stid", 0.5, "all", variant))
     if s is None:
         return "(the selection study has no headline cells yet)"
     dense = "within" if s["vs_dense"] <= 5.0 else "not within"
@@ -310,7 +349,8 @@ def statement(summaries: dict) -> str:
     if s.get("same_mask"):
         same = f"it keeps exactly the sensors of the {', '.join(s['same_mask'])} selector on every seed"
         what = what[:-1] + f"; {same})" if what.endswith(")") else what + f" ({same})"
-    return (f"In the selection study (Los-loop, STID, half of the 207 sensors removed, {s['seeds']} seeds), "
+    how = f"; every fine-tune with its {variant}, chosen on validation" if variant else ""
+    return (f"In the selection study (Los-loop, STID, half of the 207 sensors removed, {s['seeds']} seeds{how}), "
             f"{what}, is {s['vs_dense']:+.1f} ± {s['vs_dense_sd']:.1f} % in MAE from the converged dense model "
             f"({dense} the 5 % goal) and {s['diff']:+.3f} MAE [95 % CI {s['lo']:+.3f}, {s['hi']:+.3f}] "
             f"from {s['best_baseline']}: {base}.")
@@ -323,21 +363,23 @@ def main(argv=None) -> None:
     cells = load(RES / "cells")
     dense = {(r["config"]["dataset"], r["config"]["backbone"], r["config"]["seed"]): r for r in load(RES / "dense")}
     g = grouped(cells)
+    chosen = chosen_variants(g)
+    head_key = ("los-loop", "stid", 0.5, "all", chosen.get(("los-loop", "stid", 0.5, "all"), ""))
     parts, summaries = [], {}
     main_table = "(no cells yet)"
-    for key in sorted(g, key=lambda k: (k[0], k[1], k[3], k[2])):
+    for key in sorted(g, key=lambda k: (k[0], k[1], k[3], k[2], k[4])):
         t, s = grid_table(key, g[key], dense)
         parts.append(t)
         summaries[key] = s
-        if key == ("los-loop", "stid", 0.5, "all"):
+        if key == head_key:
             main_table = t
     planted_path = RES / "planted_recovery.json"
     blocks = {"dense": dense_table(dense), "grid": "\n\n".join(parts) or "(no cells yet)",
               "sweep": sweep_table(load(RES / "sweep"), cells, None if a.print else RES / "sweep_choice.json"),
               "finetune-lr": finetune_lr_table(load(RES / "sweep"), cells),
               "planted": planted_table(json.loads(planted_path.read_text()) if planted_path.exists() else None)}
-    blocks["headline"] = headline(summaries, dense)
-    blocks["statement"] = statement(summaries)
+    blocks["headline"] = headline(summaries, dense, chosen)
+    blocks["statement"] = statement(summaries, head_key[4])
     if a.print:
         for k, v in blocks.items():
             print(f"--- {k}\n{v}\n")

@@ -43,7 +43,7 @@ def test_a_baseline_with_dynsts_exact_sensors_is_named_the_same_method(render):
         cells += [cell(dyn, s, 1.0 + 0.01 * s, [0, 1]), cell("backward-elimination", s, 1.0 + 0.01 * s, [0, 1]),
                   cell("qr", s, 1.2 + 0.01 * s, [0, 2]), cell("random", s, 1.3, [1, 3])]
     g = render.grouped(cells)
-    key = ("los-loop", "stid", 0.5, "all")
+    key = ("los-loop", "stid", 0.5, "all", "")
     table, summary = render.grid_table(key, g[key], dense(range(3)))
     assert summary["same_mask"] == ["backward-elimination"]
     assert summary["best_baseline"] == "qr"          # not the identical twin, whose difference is 0
@@ -106,3 +106,19 @@ def test_the_sweep_changes_a_default_only_when_a_variant_beats_it_on_every_seed(
     g = sp.sweep_summary(str(tmp_path), mains)["groups"]["aarhus/stid"]
     assert g["chosen"] == {"ratio": 0.5, "delta": 0.875, "alpha": 1.0}
     assert "seeds 0, 1, 2" in sp.markdown_sweep({"groups": {"aarhus/stid": g}})
+
+
+def test_the_headline_protocol_is_chosen_on_validation_not_test(render):
+    dyn = "dynst-iterative-rw1-gw0.1-mw0.8-se3"
+    cells = []
+    for s in range(3):
+        # the validated start: better on validation, worse on test; the grid's: the other way round
+        cells.append(cell(dyn, s, 1.0, [0], val=2.0))
+        cells.append(cell(f"{dyn}-vs", s, 1.5, [0], val=1.9, finetune_validate_start=True))
+    g = render.grouped(cells)
+    assert set(g) == {("los-loop", "stid", 0.5, "all", ""),
+                      ("los-loop", "stid", 0.5, "all", "start validated as epoch 0")}
+    assert all(dyn in sels for sels in g.values())        # one base name under every protocol
+    assert render.chosen_variants(g) == {("los-loop", "stid", 0.5, "all"): "start validated as epoch 0"}
+    cells[-1]["val"]["mae"] = 9.0                           # now worse on validation for one seed
+    assert render.chosen_variants(render.grouped(cells)) == {("los-loop", "stid", 0.5, "all"): ""}
