@@ -208,7 +208,7 @@ def sweep_table(sweep: list[dict], cells: list[dict], choice_path: Optional[Path
 
 def is_finetune_variant(cell: dict) -> bool:
     """A cell of the fine-tune protocol sweep (``selection_study.py --finetune-lr / --validate-start``)."""
-    return "finetune_lr" in cell["config"] or "finetune_validate_start" in cell["config"]
+    return variant_of(cell["config"]) != ""
 
 
 def finetune_label(config: dict) -> str:
@@ -228,8 +228,7 @@ def finetune_lr_table(sweep: list[dict], cells: list[dict]) -> str:
     by = defaultdict(list)
     for c in runs:
         k = c["config"]
-        base = re.sub(r"(-ftlr[^-]*(?:-\d+)?)?(-vs)?$", "", k["selector"])
-        by[(k["dataset"], k["target"], k["sparsity"], base, finetune_label(k))].append(c)
+        by[(k["dataset"], k["target"], k["sparsity"], base_name(k["selector"]), finetune_label(k))].append(c)
     groups = {k[:4] for k in by}
     for c in cells:
         k = c["config"]

@@ -222,11 +222,11 @@ class Study:
     # ------------------------------------------------------------------ cells
     def selector_name(self, sel: str) -> str:
         a = self.args
-        lr = ("" if a.finetune_lr is None else f"-ftlr{a.finetune_lr:g}") + ("-vs" if a.validate_start else "")
+        protocol = ("" if a.finetune_lr is None else f"-ftlr{a.finetune_lr:g}") + ("-vs" if a.validate_start else "")
         if sel != "dynst":
-            return sel + lr
+            return sel + protocol
         return (f"dynst-{a.dynst_schedule}-rw{a.recon_weight:g}-gw{a.gate_weight:g}-mw{a.marginal_weight:g}"
-                f"-se{a.search_epochs}{lr}")
+                f"-se{a.search_epochs}{protocol}")
 
     def cell(self, sel: str, sparsity: float, target: str, seed: int) -> None:
         a = self.args

@@ -165,9 +165,13 @@ def sparse_finetune(ctx: RunContext, record: RunRecord, mask: SensorMask, state:
     loop = LoopState(best_state=copy.deepcopy(served.state_dict()))
     ck = ctx.checkpoints.load() if checkpoint else None
     loop = ctx.resume(ck, record, "finetune", served, opt, sampler, loop, mask)
+
+    def validate() -> dict:
+        return ctx.evaluate_served(served, sub, "val", ctx.val_windows(sub.val))
+
     if c.finetune_validate_start and loop.next_epoch == 0 and math.isinf(loop.best):
         # the start is epoch 0 of the early stopping: served unless a fine-tune epoch beats it
-        loop.best = float(ctx.evaluate_served(served, sub, "val", ctx.val_windows(sub.val))["mae"])
+        loop.best = float(validate()["mae"])
     full_train = ctx.windows.train
 
     def loss(module: nn.Module, idx: Tensor) -> Tensor:
@@ -181,7 +185,7 @@ def sparse_finetune(ctx: RunContext, record: RunRecord, mask: SensorMask, state:
             ctx.save("finetune", record, served, opt, sampler, lp, mask)
 
     phase = Phase("finetune", served, opt, c.finetune_epochs, len(sub.train), loss,
-                  validate=lambda: ctx.evaluate_served(served, sub, "val", ctx.val_windows(sub.val)),
+                  validate=validate,
                   sampler=sampler, on_epoch_end=on_epoch_end, record=lambda: {"sparsity": mask.sparsity},
                   patience=c.patience)
     ctx.engine.run(phase, loop)
