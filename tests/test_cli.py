@@ -70,6 +70,7 @@ def test_prune_with_a_baseline_and_target_kept(tmp_path):
     (["prune", "--sparsity", "1.5"], "--sparsity must lie in [0, 1)"),
     (["evaluate", "--run", "/nonexistent/run"], "not found"),
     (["prune", "--dataset", "metr-la", "--root", "/nonexistent"], "metr-la.h5"),
+    (["prune", "--finetune-lr", "-1"], "--finetune-lr must be > 0"),
 ])
 def test_errors_are_one_line_and_nonzero(args, msg, tmp_path):
     r = subprocess.run([sys.executable, "-m", "dynst_pyg", *args, "--out", str(tmp_path / "x")]
@@ -98,6 +99,21 @@ def test_prune_never_reuses_a_checkpoint_of_another_run(tmp_path, capsys):
     assert json.loads((out / "metrics.json").read_text())["num_kept"] == 10      # nothing was overwritten
     assert main([*base, "--sparsity", "0.8", "--restart"]) == 0
     assert json.loads((out / "metrics.json").read_text())["num_kept"] == 4
+
+
+def test_finetune_flags_reach_the_run_and_key_its_checkpoint(tmp_path, capsys):
+    """--finetune-lr and --finetune-validate-start are recorded, and a checkpoint of another value is refused."""
+    out = tmp_path / "F"
+    base = ["prune", *TINY, "--selector", "qr", "--no-dense", "--out", str(out)]
+    assert main([*base, "--finetune-lr", "1e-4", "--finetune-validate-start"]) == 0
+    spec = json.loads((out / "metrics.json").read_text())["spec"]
+    assert spec["finetune_lr"] == 1e-4 and spec["finetune_validate_start"] is True
+    capsys.readouterr()
+    assert main([*base, "--finetune-lr", "2e-4", "--finetune-validate-start"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config.finetune_lr: 0.0001 -> 0.0002" in err[0]
+    assert main([*base]) == 2
+    assert "config.finetune_validate_start: True -> False" in capsys.readouterr().err
 
 
 def test_bad_output_and_model_files_are_one_line_errors(tmp_path, capsys):

@@ -76,7 +76,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     spec = RunSpec(dataset=args.dataset, root=args.root, data=args.data, nodes=args.nodes,
                    adaptive_topk=args.adaptive_topk, steps=args.steps, backbone=args.backbone,
                    profile=args.profile, selector=args.selector, sparsity=args.sparsity, budget=args.budget,
-                   target=args.target, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
+                   target=args.target, epochs=args.epochs, finetune_lr=args.finetune_lr,
+                   finetune_validate_start=args.finetune_validate_start, warmup_epochs=args.warmup_epochs,
                    search_epochs=args.search_epochs, sample_pruning=args.sample_pruning, seed=args.seed,
                    max_batches=args.max_batches, batch_size=args.batch_size,
                    device=str(device) if ctx.is_distributed else args.device, precision=args.precision,
@@ -110,6 +111,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def add_prune(sub) -> None:
+    from ..training.config import DynSTConfig
     from .spec import SELECTOR_CHOICES
 
     p = sub.add_parser("prune", help="learn which sensors to switch off and fine-tune on the smaller graph",
@@ -145,6 +147,11 @@ def add_prune(sub) -> None:
     p.add_argument("--target", default="all", choices=["all", "kept"],
                    help="forecast every sensor from the kept ones (all) or only the kept ones")
     p.add_argument("--epochs", type=int, default=6, help="sparse fine-tune epochs (early stopping on validation)")
+    p.add_argument("--finetune-lr", type=float, default=None, metavar="LR",
+                   help=f"learning rate of the sparse fine-tune; None: the warm-up's ({DynSTConfig.lr:g})")
+    p.add_argument("--finetune-validate-start", action="store_true",
+                   help="count the fine-tune's start (dense weights on the kept sensors) as its epoch 0 of early "
+                        "stopping: served when no fine-tune epoch beats it on validation")
     p.add_argument("--warmup-epochs", type=int, default=2, help="dense warm-up epochs")
     p.add_argument("--search-epochs", type=int, default=2, help="DynST mask-search epochs")
     p.add_argument("--sample-pruning", default="none", choices=["none", "stprune", "infobatch", "random"],

@@ -29,7 +29,8 @@ SELECTOR_ALIASES = {"dynst": "dynst-iterative"}
 _FLAGS = {"finetune_epochs": "--epochs", "warmup_epochs": "--warmup-epochs", "search_epochs": "--search-epochs",
           "sparsity": "--sparsity", "budget": "--budget", "target": "--target", "precision": "--precision",
           "device": "--device", "batch_size": "--batch-size", "max_batches": "--max-batches",
-          "sample_pruning": "--sample-pruning"}
+          "sample_pruning": "--sample-pruning", "finetune_lr": "--finetune-lr",
+          "finetune_validate_start": "--finetune-validate-start"}
 
 
 @dataclass
@@ -49,6 +50,8 @@ class RunSpec:
     budget: Optional[int] = None
     target: str = "all"
     epochs: int = 6
+    finetune_lr: Optional[float] = None
+    finetune_validate_start: bool = False
     warmup_epochs: int = 2
     search_epochs: int = 2
     sample_pruning: str = "none"
@@ -170,7 +173,8 @@ def run_config(spec: RunSpec, out: Optional[Path], constraints=None) -> DynSTCon
     schedule = spec.selector.split("-", 1)[1] if spec.selector.startswith("dynst-") else "oneshot"
     return DynSTConfig(sparsity=None if spec.budget else spec.sparsity, budget=spec.budget, schedule=schedule,
                        target=spec.target, warmup_epochs=spec.warmup_epochs, search_epochs=spec.search_epochs,
-                       finetune_epochs=spec.epochs, seed=spec.seed, max_batches=spec.max_batches,
+                       finetune_epochs=spec.epochs, finetune_lr=spec.finetune_lr,
+                       finetune_validate_start=spec.finetune_validate_start, seed=spec.seed, max_batches=spec.max_batches,
                        batch_size=spec.batch_size,
                        sample_pruning=None if spec.sample_pruning == "none" else spec.sample_pruning,
                        checkpoint_dir=None if out is None else str(out / "checkpoint"), device=spec.device,
