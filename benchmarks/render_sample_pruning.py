@@ -1,7 +1,8 @@
 """Tables, summary JSON and plots of the time-to-accuracy cells of ``sample_pruning.py``.
 
-Reads every cell JSON of ``--cells`` (default ``results/sample_pruning/``), groups them by
-(dataset, backbone) and, per seed, sets the target to 1.01 x the best validation MAE of the
+Reads every cell JSON of ``--cells`` (default ``results/sample_pruning/`` and
+``results/sample_pruning_stride1/``), groups them by (dataset, backbone, training-window stride
+where it is not the dataset's default) and, per seed, sets the target to 1.01 x the best validation MAE of the
 ``full`` cell. Per policy it reports how many seeds reached the target, the time to target
 (wall-clock and process CPU, training + scoring), its ratio to the full-data run's own time to
 target (paired by seed), total time, steps, and the test MAE of the best-validation state with
@@ -48,6 +49,14 @@ def load_cells(folder: str) -> List[Dict[str, Any]]:
         cell["_path"] = os.path.relpath(path, HERE)
         cells.append(cell)
     return cells
+
+
+def group_key(cfg: Dict[str, Any]) -> str:
+    """``dataset/backbone``; a training-window stride other than the dataset's default is named in it."""
+    ds = cfg["dataset"]
+    if cfg.get("train_stride", cfg["data"]["train_stride"]) != cfg["data"]["train_stride"]:
+        ds = f"{ds} stride {cfg['train_stride']}"
+    return f"{ds}/{cfg['backbone']}"
 
 
 def time_to(cell: Dict[str, Any], target: float, key: str = "time_seconds") -> Optional[float]:
@@ -392,16 +401,18 @@ def replace_block(path: str, name: str, text: str) -> None:
 
 def main(argv: Optional[List[str]] = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--cells", default=os.path.join(HERE, "results", "sample_pruning"))
+    p.add_argument("--cells", nargs="+", default=[os.path.join(HERE, "results", "sample_pruning"),
+                                                  os.path.join(HERE, "results", "sample_pruning_stride1")],
+                   help="cell folders (a missing one is skipped)")
     p.add_argument("--out", default=os.path.join(HERE, "results", "sample_pruning_summary.json"))
     p.add_argument("--plots", default=os.path.join(HERE, "results"), help="folder of the PNGs ('' for none)")
     p.add_argument("--sweep", action="store_true", help="also the validation sweep")
     p.add_argument("--readme", action="store_true", help="rewrite the marked blocks of benchmarks/README.md")
     args = p.parse_args(argv)
-    cells = load_cells(args.cells)
+    cells = [c for folder in args.cells if os.path.isdir(folder) for c in load_cells(folder)]
     groups: Dict[str, List[Dict[str, Any]]] = {}
     for c in cells:
-        groups.setdefault(f"{c['config']['dataset']}/{c['config']['backbone']}", []).append(c)
+        groups.setdefault(group_key(c["config"]), []).append(c)
     summary, md = {}, []
     for key, cs in sorted(groups.items()):
         if not any(c["config"]["policy"] == "full" for c in cs):
@@ -410,7 +421,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         summary[key] = g
         md.append(markdown_group(key, g))
         if args.plots:
-            name = f"sample_pruning_{key.replace('/', '_')}.png"
+            name = f"sample_pruning_{key.replace('/', '_').replace(' ', '')}.png"
             plot_group(key, g, cs, os.path.join(args.plots, name))
             md.append(f"\n![{key}](results/{name})")
     text = "\n\n".join(md)
@@ -418,7 +429,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(text + "\n\n" + verdicts)
     result = {"target_factor": TARGET_FACTOR, "groups": summary, "verdict": verdicts}
     if args.sweep:
-        sw = sweep_summary(os.path.join(HERE, "results", "sample_pruning_sweep"), cells)
+        default_stride = [c for c in cells if "stride" not in group_key(c["config"])]
+        sw = sweep_summary(os.path.join(HERE, "results", "sample_pruning_sweep"), default_stride)
         result["sweep"] = sw
         swmd = markdown_sweep(sw)
         print("\n" + swmd)

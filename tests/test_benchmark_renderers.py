@@ -122,3 +122,11 @@ def test_the_headline_protocol_is_chosen_on_validation_not_test(render):
     assert render.chosen_variants(g) == {("los-loop", "stid", 0.5, "all"): "start validated as epoch 0"}
     cells[-1]["val"]["mae"] = 9.0                           # now worse on validation for one seed
     assert render.chosen_variants(render.grouped(cells)) == {("los-loop", "stid", 0.5, "all"): ""}
+
+
+def test_a_non_default_training_stride_is_a_group_of_its_own():
+    sp = load("render_sample_pruning")
+    cfg = {"dataset": "aarhus", "backbone": "stid", "data": {"resample": 3, "train_stride": 3}}
+    assert sp.group_key({**cfg, "train_stride": 3}) == "aarhus/stid"
+    assert sp.group_key({**cfg, "train_stride": 1}) == "aarhus stride 1/stid"
+    assert sp.group_key(cfg) == "aarhus/stid"          # cells written before the field existed
