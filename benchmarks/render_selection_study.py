@@ -184,7 +184,8 @@ def sweep_table(sweep: list[dict], cells: list[dict], choice_path: Optional[Path
     for c in sweep + [c for c in cells if is_dynst(c["config"]["selector"]) and c["config"]["seed"] in seeds]:
         k = c["config"]
         by[(k["dataset"], k["backbone"], k["target"], k["sparsity"], k["selector"])].append(c)
-    rows = ["| dataset | target | sparsity | DynST configuration | val MAE | seeds | chosen |", "|---|---|---|---|---|---|---|"]
+    rows = ["| dataset | backbone | target | sparsity | DynST configuration | val MAE | seeds | chosen |",
+            "|---|---|---|---|---|---|---|---|"]
     best = {}
     # the default first, so that a tie on validation keeps the default
     for k, cs in sorted(by.items(), key=lambda kv: kv[0][4] != DEFAULT_DYNST):
@@ -194,7 +195,7 @@ def sweep_table(sweep: list[dict], cells: list[dict], choice_path: Optional[Path
             best[g] = (m, k[4])
     for k in sorted(by):
         cs = by[k]
-        rows.append(f"| {DATA_NAMES.get(k[0], k[0])} | {k[2]} | {k[3]:g} | {k[4]} | "
+        rows.append(f"| {DATA_NAMES.get(k[0], k[0])} | {k[1]} | {k[2]} | {k[3]:g} | {k[4]} | "
                     f"{ms([c['val']['mae'] for c in cs])} | {len(cs)} | {'**yes**' if best[k[:4]][1] == k[4] else ''} |")
     if choice_path is not None and best:
         choice = [{"dataset": g[0], "backbone": g[1], "target": g[2], "sparsity": g[3], "chosen": sel,
@@ -228,18 +229,19 @@ def finetune_lr_table(sweep: list[dict], cells: list[dict]) -> str:
     by = defaultdict(list)
     for c in runs:
         k = c["config"]
-        by[(k["dataset"], k["target"], k["sparsity"], base_name(k["selector"]), finetune_label(k))].append(c)
-    groups = {k[:4] for k in by}
+        by[(k["dataset"], k["backbone"], k["target"], k["sparsity"], base_name(k["selector"]),
+            finetune_label(k))].append(c)
+    groups = {k[:5] for k in by}
     for c in cells:
         k = c["config"]
-        g = (k["dataset"], k["target"], k["sparsity"], k["selector"])
+        g = (k["dataset"], k["backbone"], k["target"], k["sparsity"], k["selector"])
         if g in groups and k["seed"] in seeds:
             by[(*g, finetune_label(k) + " (the grid's)")].append(c)
-    rows = ["| dataset | target | sparsity | selector | fine-tune | val MAE | fine-tune epochs | seeds |",
-            "|---|---|---|---|---|---|---|---|"]
-    for k in sorted(by, key=lambda k: (k[:4], "grid" not in k[4], k[4])):
+    rows = ["| dataset | backbone | target | sparsity | selector | fine-tune | val MAE | fine-tune epochs | seeds |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for k in sorted(by, key=lambda k: (k[:5], "grid" not in k[5], k[5])):
         cs = by[k]
-        rows.append(f"| {DATA_NAMES.get(k[0], k[0])} | {k[1]} | {k[2]:g} | {k[3]} | {k[4]} | "
+        rows.append(f"| {DATA_NAMES.get(k[0], k[0])} | {k[1]} | {k[2]} | {k[3]:g} | {k[4]} | {k[5]} | "
                     f"{ms([c['val']['mae'] for c in cs])} | "
                     f"{statistics.mean(c['finetune_epochs_run'] for c in cs):.1f} | {len(cs)} |")
     return "\n".join(rows)

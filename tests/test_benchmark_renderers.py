@@ -59,6 +59,7 @@ def test_a_baseline_with_dynsts_exact_sensors_is_named_the_same_method(render):
 def test_the_finetune_lr_table_sets_the_sweep_beside_the_grids_default_rate(render):
     dyn = "dynst-iterative-rw1-gw0.1-mw0.8-se3"
     grid = [cell(dyn, s, 9.0, [0], val=3.0 + s) for s in range(3)] + [cell(dyn, 7, 9.0, [0], val=100.0)]
+    grid.append(cell(dyn, 0, 9.0, [0], val=50.0, backbone="gwnet"))  # another backbone: not pooled with stid
     sweep = [cell(f"{dyn}-ftlr0.0005", s, 9.0, [0], val=4.0 + s, finetune_lr=5e-4) for s in range(3)]
     sweep.append(cell(dyn.replace("rw1", "rw0"), 0, 9.0, [0], val=0.5))  # a DynST weight sweep cell
     text = render.finetune_lr_table(sweep, grid)
@@ -68,6 +69,7 @@ def test_the_finetune_lr_table_sets_the_sweep_beside_the_grids_default_rate(rend
     assert "| lr 0.002, start validated as epoch 0 | 2.500 ± 0.000 |" in render.finetune_lr_table(sweep + [vs], grid)
     assert "-vs" not in render.sweep_table(sweep + [vs], grid, None)
     assert "| lr 0.002 (the grid's) | 4.000 ± 1.000 |" in rows[0]   # seed 7 is not a sweep seed: left out
+    assert all("| stid |" in r for r in rows)
     assert "| lr 0.0005 | 5.000 ± 1.000 |" in rows[1]
     # and the DynST weight-sweep table does not list the learning-rate cells
     assert "ftlr" not in render.sweep_table(sweep, grid, None)
