@@ -181,7 +181,9 @@ def sweep_table(sweep: list[dict], cells: list[dict], choice_path: Optional[Path
     sweep = [c for c in sweep if not is_finetune_variant(c)]
     seeds = {c["config"]["seed"] for c in sweep}
     by = defaultdict(list)
-    for c in sweep + [c for c in cells if is_dynst(c["config"]["selector"]) and c["config"]["seed"] in seeds]:
+    grid = [c for c in cells if is_dynst(c["config"]["selector"]) and not is_finetune_variant(c)
+            and c["config"]["seed"] in seeds]
+    for c in sweep + grid:
         k = c["config"]
         by[(k["dataset"], k["backbone"], k["target"], k["sparsity"], k["selector"])].append(c)
     rows = ["| dataset | backbone | target | sparsity | DynST configuration | val MAE | seeds | chosen |",

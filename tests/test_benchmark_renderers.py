@@ -68,6 +68,7 @@ def test_the_finetune_lr_table_sets_the_sweep_beside_the_grids_default_rate(rend
     vs = cell(f"{dyn}-vs", 0, 9.0, [0], val=2.5, finetune_validate_start=True)
     assert "| lr 0.002, start validated as epoch 0 | 2.500 ± 0.000 |" in render.finetune_lr_table(sweep + [vs], grid)
     assert "-vs" not in render.sweep_table(sweep + [vs], grid, None)
+    assert "-vs" not in render.sweep_table(sweep, grid + [vs], None)   # nor a grid cell of that protocol
     assert "| lr 0.002 (the grid's) | 4.000 ± 1.000 |" in rows[0]   # seed 7 is not a sweep seed: left out
     assert all("| stid |" in r for r in rows)
     assert "| lr 0.0005 | 5.000 ± 1.000 |" in rows[1]
