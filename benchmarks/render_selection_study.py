@@ -128,7 +128,10 @@ def grid_table(key: tuple, sels: dict, dense: dict) -> tuple[str, Optional[dict]
         # a baseline that keeps exactly DynST's sensors on every common seed is the same method here
         same = sorted(n for n, v in sels.items() if not is_dynst(n) and set(v) & set(sels[dn])
                       and all(v[s]["kept"] == sels[dn][s]["kept"] for s in set(v) & set(sels[dn])))
-        base = {n: v for n, v in sels.items() if not is_dynst(n) and n not in same}
+        # a baseline is compared on the seeds it shares with DynST, and needs two of them
+        base = {n: {s: v[s] for s in set(v) & set(sels[dn])} for n, v in sels.items()
+                if not is_dynst(n) and n not in same}
+        base = {n: v for n, v in base.items() if len(v) >= 2}
         if not base:
             break
         best = min(base, key=lambda n: statistics.mean(c["test"]["mae"] for c in base[n].values()))
