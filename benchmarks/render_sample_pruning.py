@@ -51,11 +51,16 @@ def load_cells(folder: str) -> List[Dict[str, Any]]:
     return cells
 
 
+def other_stride(cfg: Dict[str, Any]) -> Optional[int]:
+    """The cell's training-window stride when it is not its dataset's default, else ``None``."""
+    stride = cfg.get("train_stride", cfg["data"]["train_stride"])
+    return None if stride == cfg["data"]["train_stride"] else stride
+
+
 def group_key(cfg: Dict[str, Any]) -> str:
     """``dataset/backbone``; a training-window stride other than the dataset's default is named in it."""
-    ds = cfg["dataset"]
-    if cfg.get("train_stride", cfg["data"]["train_stride"]) != cfg["data"]["train_stride"]:
-        ds = f"{ds} stride {cfg['train_stride']}"
+    stride = other_stride(cfg)
+    ds = cfg["dataset"] if stride is None else f"{cfg['dataset']} stride {stride}"
     return f"{ds}/{cfg['backbone']}"
 
 
@@ -429,7 +434,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(text + "\n\n" + verdicts)
     result = {"target_factor": TARGET_FACTOR, "groups": summary, "verdict": verdicts}
     if args.sweep:
-        default_stride = [c for c in cells if "stride" not in group_key(c["config"])]
+        default_stride = [c for c in cells if other_stride(c["config"]) is None]
         sw = sweep_summary(os.path.join(HERE, "results", "sample_pruning_sweep"), default_stride)
         result["sweep"] = sw
         swmd = markdown_sweep(sw)

@@ -135,17 +135,12 @@ def grid_table(key: tuple, sels: dict, dense: dict) -> tuple[str, Optional[dict]
         if not base:
             break
         best = min(base, key=lambda n: statistics.mean(c["test"]["mae"] for c in base[n].values()))
-        common = sorted(set(sels[dn]) & set(base[best]))
-        if len(common) < 2:
-            continue
+        common = sorted(base[best])
         diffs = [sels[dn][s]["test"]["mae"] - base[best][s]["test"]["mae"] for s in common]
         lo, hi = bootstrap(diffs)
         dense_rel = [100 * (sels[dn][s]["test"]["mae"] / sels[dn][s]["dense_test"]["mae"] - 1) for s in common]
-        every = {}
-        for bn in base:
-            cm = sorted(set(sels[dn]) & set(base[bn]))
-            if len(cm) >= 2:
-                every[bn] = bootstrap([sels[dn][s]["test"]["mae"] - base[bn][s]["test"]["mae"] for s in cm])
+        every = {bn: bootstrap([sels[dn][s]["test"]["mae"] - v[s]["test"]["mae"] for s in sorted(v)])
+                 for bn, v in base.items()}
         summary = {"every_ahead": all(hi_ < 0 for _, hi_ in every.values()), "baselines": sorted(every),
                    "same_mask": same,
                    "dynst": dn, "best_baseline": best, "diff": statistics.mean(diffs), "lo": lo, "hi": hi,
