@@ -133,3 +133,20 @@ def test_a_non_default_training_stride_is_a_group_of_its_own():
     assert sp.group_key({**cfg, "train_stride": 3}) == "aarhus/stid"
     assert sp.group_key({**cfg, "train_stride": 1}) == "aarhus stride 1/stid"
     assert sp.group_key(cfg) == "aarhus/stid"          # cells written before the field existed
+
+
+def test_the_intro_sentences_quote_each_other_headline_under_its_chosen_protocol(render):
+    def summary(diff, lo, hi, seeds):
+        return {"vs_dense": 2.0, "vs_dense_sd": 0.5, "diff": diff, "lo": lo, "hi": hi, "seeds": seeds,
+                "best_baseline": "qr", "same_mask": []}
+    summaries = {("los-loop", "stid", 0.5, "all", ""): summary(-0.1, -0.2, -0.05, 5),  # the statement's own
+                 ("aarhus", "stid", 0.5, "all", ""): summary(-0.1, -0.2, -0.05, 4),
+                 ("aarhus", "stid", 0.5, "all", "vs"): summary(-0.3, -0.4, -0.2, 3),
+                 ("aarhus", "stid", 0.3, "all", ""): summary(-0.3, -0.4, -0.2, 3),    # not the 50 % headline
+                 ("los-loop", "gwnet", 0.5, "all", ""): summary(0.04, 0.02, 0.06, 2)}
+    text = render.other_statements(summaries, {("aarhus", "stid", 0.5, "all"): "vs"})
+    assert "Los-loop with STID" not in text
+    assert "On Aarhus with STID (3 seeds, vs, chosen on validation)" in text and "4 seeds" not in text
+    assert "-0.300 MAE [95 % CI -0.400, -0.200] from qr: ahead of it" in text
+    assert "Los-loop with Graph WaveNet (2 seeds, plain fine-tune)" in text and "behind it" in text
+    assert text.count("On ") == 2
