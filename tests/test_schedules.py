@@ -120,6 +120,11 @@ def test_make_schedule_and_errors():
         OneShot(sparsity=1.5)
     with pytest.raises(ValueError, match="rounds"):
         Iterative(sparsity=0.5, rounds=0)
+    # counts are checked by the one shared check: a bool or a float is not a count
+    with pytest.raises(TypeError, match="`rounds` must be a positive int, got True"):
+        Iterative(sparsity=0.5, rounds=True)
+    with pytest.raises(TypeError, match="`interval` must be a positive int or None, got 2.0"):
+        DropRegrow(sparsity=0.5, interval=2.0)
     with pytest.raises(ValueError, match="protected"):
         OneShot(sparsity=0.5, protected=[99]).step(0, 1, torch.ones(5), torch.ones(5), torch.ones(5, dtype=torch.bool))
 

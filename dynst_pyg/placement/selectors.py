@@ -32,6 +32,7 @@ from torch import Tensor
 
 from ..data.dataset import SpatioTemporalDataset
 from ..data.windows import ForecastSplits
+from .._checks import check_positive_int
 from ..selection.constraints import SelectionConstraints
 from ..selection.rules import GreedySelection, constrained_top_k, merge_protected, num_to_keep
 from ..selection.mask import SensorMask
@@ -265,8 +266,7 @@ class QRSelector(Selector):
     def __init__(self, sparsity=None, budget=None, protected=None, n_modes: Optional[int] = None,
                  cost_penalty: float = 1.0, constraints: Optional[SelectionConstraints] = None) -> None:
         super().__init__(sparsity, budget, protected, constraints)
-        if n_modes is not None and (isinstance(n_modes, bool) or not isinstance(n_modes, int) or n_modes < 1):
-            raise ValueError(f"`n_modes` must be a positive int or None, got {n_modes!r}")
+        check_positive_int(n_modes, "n_modes", allow_none=True)
         if not math.isfinite(float(cost_penalty)) or cost_penalty < 0:
             raise ValueError(f"`cost_penalty` must be a finite number >= 0, got {cost_penalty!r}")
         self.n_modes = n_modes

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._checks import check_positive_int
 from ._args import (COST_RTOL, BoolLike, bool_array, fits, fmt_cost, index_list, read_costs, read_minima,
                     read_regions, selection_length)
 from .constraints_csv import read_constraint_files
@@ -87,9 +88,7 @@ class SelectionConstraints:
     ) -> None:
         n = None
         if num_nodes is not None:
-            if isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, np.integer)) or num_nodes < 1:
-                raise ValueError(f"`num_nodes` must be a positive int, got {num_nodes!r}")
-            n = int(num_nodes)
+            n = check_positive_int(num_nodes, "num_nodes")
 
         c = None
         if costs is not None:
@@ -180,8 +179,7 @@ class SelectionConstraints:
         Raises:
             ValueError: if the lengths differ or a protected sensor is out of range.
         """
-        if isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, np.integer)) or num_nodes < 1:
-            raise ValueError(f"`num_nodes` must be a positive int, got {num_nodes!r}")
+        num_nodes = check_positive_int(num_nodes, "num_nodes")
         if self._n is not None and self._n != int(num_nodes):
             raise ValueError(f"the constraints were built for {self._n} sensors, the data has {int(num_nodes)}")
         if self._protected and self._protected[-1] >= num_nodes:

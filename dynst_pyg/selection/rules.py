@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._checks import check_scores
+from .._checks import check_positive_int, check_scores
 from ._args import COST_RTOL, BoolLike, bool_array, fits, fmt_cost
 from .constraints import SelectionConstraints
 
@@ -103,8 +103,7 @@ class GreedySelection:
             raise TypeError(f"`constraints` must be SelectionConstraints, got {type(c).__name__}")
         n = int(num_nodes)
         c.check(n)
-        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
-            raise ValueError(f"`k` must be a positive int or None, got {k!r}")
+        check_positive_int(k, "k", allow_none=True)
         self._n = n
         self._k = n if k is None else min(int(k), n)
         self._costs = c._costs if c._costs is not None else np.zeros(n)

@@ -29,6 +29,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from .._checks import check_positive_int
 from .constraints import SelectionConstraints
 from .rules import constrained_top_k, merge_protected, num_to_keep, top_k_mask
 
@@ -190,8 +191,7 @@ class Iterative(Schedule):
                  protected: Optional[Sequence[int]] = None, rounds: int = 5, ramp_end: float = 0.75,
                  constraints: Optional[SelectionConstraints] = None) -> None:
         super().__init__(sparsity, budget, protected, constraints)
-        if not isinstance(rounds, int) or rounds < 1:
-            raise ValueError(f"`rounds` must be a positive integer, got {rounds!r}")
+        check_positive_int(rounds, "rounds")
         if not 0.0 < ramp_end <= 1.0:
             raise ValueError(f"`ramp_end` must lie in (0, 1], got {ramp_end!r}")
         self.rounds = rounds
@@ -262,8 +262,7 @@ class DropRegrow(Schedule):
                  freeze_at: float = 0.75, start_at: float = 0.25,
                  constraints: Optional[SelectionConstraints] = None) -> None:
         super().__init__(sparsity, budget, protected, constraints)
-        if interval is not None and (not isinstance(interval, int) or interval < 1):
-            raise ValueError(f"`interval` must be a positive integer or None, got {interval!r}")
+        check_positive_int(interval, "interval", allow_none=True)
         if not 0.0 <= start_at < freeze_at:
             raise ValueError(f"`start_at` must lie in [0, freeze_at), got {start_at!r}")
         self.start_at = start_at
