@@ -322,3 +322,21 @@ def test_a_selection_keeps_at_least_one_sensor():
     assert kept(constrained_top_k(torch.tensor([1.0, 0.9, 0.0]), None, c)) == [2]
     with pytest.raises(ValueError, match="no candidate sensor is left"):
         constrained_top_k(torch.rand(3), 2, c, candidates=torch.zeros(3, dtype=torch.bool))
+
+
+def test_the_solver_view_is_a_read_only_copy_with_the_region_arithmetic():
+    c = SelectionConstraints(costs=[1.0, 3.0, 2.0, 5.0], regions=["a", "a", "b", "b"],
+                             min_per_region={"b": 2}, protected=[1])
+    a = c.arrays(4)
+    assert a.costs.tolist() == [1.0, 3.0, 2.0, 5.0] and a.budget is None
+    assert a.labels == ("a", "b") and a.codes.tolist() == [0, 0, 1, 1] and a.minima.tolist() == [0, 2]
+    assert a.protected.tolist() == [False, True, False, False]
+    assert a.deficits(a.protected).tolist() == [0, 2]
+    d, picks, extra = a.completion(a.protected, np.ones(4, dtype=bool), a.costs)
+    assert d.tolist() == [0, 2] and [(j, idx.tolist()) for j, idx in picks] == [(1, [2, 3])] and extra is None
+    for arr in (a.costs, a.codes, a.minima, a.protected):
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0] = 0
+    assert c.costs.tolist() == [1.0, 3.0, 2.0, 5.0] and c.protected == [1]   # the constraints are untouched
+    with pytest.raises(ValueError, match="built for 4 sensors"):
+        c.arrays(5)

@@ -33,6 +33,7 @@ from torch import Tensor
 from .._checks import check_positive_int
 from ._args import (COST_RTOL, BoolLike, bool_array, fits, fmt_cost, index_list, read_costs, read_minima,
                     read_regions, selection_length)
+from .constraint_arrays import ConstraintArrays, frozen_copy
 from .constraints_csv import read_constraint_files
 
 __all__ = ["SelectionConstraints", "CONSTRAINTS_FORMAT_VERSION", "COST_RTOL"]
@@ -258,8 +259,8 @@ class SelectionConstraints:
     def min_count(self) -> int:
         """Fewest sensors any satisfying selection keeps: the protected ones plus the missing region
         minima, and at least one."""
-        n = self._n if self._n is not None else self._min_n()
-        return max(1, len(self._protected) + int(self._deficits(self._protected_mask(n)).sum()))
+        a = self.arrays(self._n if self._n is not None else self._min_n())
+        return max(1, len(self._protected) + int(a.deficits(a.protected).sum()))
 
     @property
     def min_cost(self) -> float:
@@ -272,41 +273,16 @@ class SelectionConstraints:
     def _min_n(self) -> int:
         return (self._protected[-1] + 1) if self._protected else 1
 
-    def _protected_mask(self, n: int) -> np.ndarray:
-        m = np.zeros(n, dtype=bool)
-        m[list(self._protected)] = True
-        return m
-
-    def _deficits(self, kept: np.ndarray) -> np.ndarray:
-        """Sensors still missing per region for the kept bool array (zeros without regions)."""
-        if self._codes is None:
-            return np.zeros(0, dtype=np.int64)
-        have = np.bincount(self._codes[kept], minlength=len(self._labels))
-        return np.maximum(self._minima - have, 0)
-
-    def _completion(self, kept: np.ndarray, pool: np.ndarray,
-                    costs: np.ndarray) -> Tuple[np.ndarray, List[Tuple[int, np.ndarray]], Optional[int]]:
-        """The cheapest completion of the kept bool array ``kept`` from the bool array ``pool``.
-
-        Returns the deficit per region, the pairs ``(region, indices)`` of the cheapest missing
-        sensors added per short region (cheapest first, ties: lower index), and, when nothing is
-        kept or missing, the cheapest pool sensor (a selection keeps at least one), else :obj:`None`.
-        """
-        d = self._deficits(kept)
-        picks = []
-        for j in np.flatnonzero(d):
-            cand = np.flatnonzero(pool & ~kept & (self._codes == j))
-            if cand.size < d[j]:
-                raise ValueError(f"region {self._labels[j]!r} needs {int(d[j])} more sensor(s) to reach its "
-                                 f"minimum {int(self._minima[j])}, but only {cand.size} candidate(s) are left")
-            picks.append((int(j), cand[np.argsort(costs[cand], kind="stable")[: d[j]]]))
-        extra = None
-        if not kept.any() and not d.any():
-            cand = np.flatnonzero(pool)
-            if cand.size == 0:
-                raise ValueError("no candidate sensor is left to keep")
-            extra = int(cand[np.argmin(costs[cand])])
-        return d, picks, extra
+    def arrays(self, num_nodes: int) -> ConstraintArrays:
+        """These constraints as read-only arrays for a network of :obj:`num_nodes` sensors (checked
+        first, see :meth:`check`)."""
+        self.check(num_nodes)
+        n = int(num_nodes)
+        prot = np.zeros(n, dtype=bool)
+        prot[list(self._protected)] = True
+        prot.setflags(write=False)
+        return ConstraintArrays(costs=frozen_copy(self._costs), budget=self._budget, codes=frozen_copy(self._codes),
+                                minima=frozen_copy(self._minima), labels=tuple(self._labels), protected=prot)
 
     def cheapest_selection(self, candidates: Optional[BoolLike] = None, num_nodes: Optional[int] = None) -> Tensor:
         """The cheapest selection meeting the protected sensors and the region minima.
@@ -327,11 +303,11 @@ class SelectionConstraints:
         n = self._n if self._n is not None else num_nodes
         if n is None:
             n = candidates.numel() if isinstance(candidates, Tensor) else self._min_n()
-        self.check(n)
-        keep = self._protected_mask(n)
+        a = self.arrays(n)
+        keep = a.protected.copy()
         cand = np.ones(n, dtype=bool) if candidates is None else bool_array(candidates, n, "candidates")
-        costs = self._costs if self._costs is not None else np.zeros(n)
-        _, picks, extra = self._completion(keep, cand, costs)
+        costs = a.costs if a.costs is not None else np.zeros(n)
+        _, picks, extra = a.completion(keep, cand, costs)
         for _, idx in picks:
             keep[idx] = True
         if extra is not None:

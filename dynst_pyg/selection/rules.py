@@ -102,17 +102,16 @@ class GreedySelection:
         if not isinstance(c, SelectionConstraints):
             raise TypeError(f"`constraints` must be SelectionConstraints, got {type(c).__name__}")
         n = int(num_nodes)
-        c.check(n)
+        a = c.arrays(n)
         check_positive_int(k, "k", allow_none=True)
         self._n = n
         self._k = n if k is None else min(int(k), n)
-        self._costs = c._costs if c._costs is not None else np.zeros(n)
-        self._budget = c._budget if c._budget is not None else math.inf
-        self._codes = c._codes
-        self._minima = c._minima
-        self._labels = c._labels
-        self._constraints = c
-        kept = c._protected_mask(n)
+        self._costs = a.costs if a.costs is not None else np.zeros(n)
+        self._budget = a.budget if a.budget is not None else math.inf
+        self._codes = a.codes
+        self._labels = a.labels
+        self._arrays = a
+        kept = a.protected.copy()
         n_prot = int(kept.sum())
         if forced is not None:
             kept |= bool_array(forced, n, "forced")
@@ -125,7 +124,7 @@ class GreedySelection:
         """Deficit per region, the cost of the d-th cheapest pool sensor per region, the cost of the
         cheapest completion, and whether the selection is still empty with nothing else required
         (then one sensor, any, is missing)."""
-        d, picks, extra = self._constraints._completion(self._kept, self._pool, self._costs)
+        d, picks, extra = self._arrays.completion(self._kept, self._pool, self._costs)
         tau = np.zeros(0) if self._codes is None else np.full(len(self._labels), math.inf)
         total = 0.0
         for j, idx in picks:
@@ -228,7 +227,7 @@ _RULES = ("auto", "score", "ratio")
 
 
 def _has_limits(c: Optional[SelectionConstraints]) -> bool:
-    return c is not None and (c.cost_budget is not None or bool(c._minima.any()))
+    return c is not None and (c.cost_budget is not None or any(c.region_minima.values()))
 
 
 def constrained_top_k(
@@ -303,7 +302,7 @@ def constrained_top_k(
     use_ratio = rule == "ratio" or (rule == "auto" and constraints.cost_budget is not None)
     if use_ratio:
         v = s - min(0.0, float(s.min()))
-        costs = constraints._costs if constraints._costs is not None else np.ones(n)
+        costs = constraints.costs.numpy() if constraints.costs is not None else np.ones(n)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(costs > 0, v / np.where(costs > 0, costs, 1.0), math.inf)
         by_ratio = np.lexsort((np.arange(n), -s, -ratio))
