@@ -22,7 +22,7 @@ residual norm minus a cost penalty, CCQR-like), ``qr-plain`` (the same QR with
 ``cost_penalty=0``: pivots by residual norm, skipping sensors that no longer fit) and random
 pick their masks from the training series / seed and get the same sparse fine-tune from the
 dense warm-up (``trainer.finetune(mask, start="dense")``). References: the dense model (warm-up fine-tuned on
-all sensors, ``trainer.dense_metrics()``; it ignores the budget), persistence and the
+all sensors, ``trainer.train_dense_reference()``; it ignores the budget), persistence and the
 time-of-day historical average (no training). Output mode ``target="all"``: MAE over all 207
 sensors, forecast from the kept sensors' history (backbone on K nodes + ridge lift head).
 
@@ -204,7 +204,7 @@ def main(argv=None):
             warm = time.time() - t0
             if "dense" in args.selectors and fi == 0:  # independent of the budget
                 t0 = time.time()
-                m = trainer.dense_metrics()
+                m = trainer.train_dense_reference().test_metrics
                 rows.append(row("dense", None, seed, m, None, cons, costs, time.time() - t0 + warm))
                 _log(seed, frac, "dense", rows[-1], t_start)
             for sel in args.selectors:

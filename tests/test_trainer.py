@@ -129,8 +129,7 @@ def test_baseline_masks_go_through_the_same_finetune(tiny):
     mask = select_sensors("degree", tiny, sparsity=0.5)
     res = tr.finetune(mask, start="dense")
     assert res.mask == mask and res.model.keep.numel() == 12
-    dense = tr.dense_metrics()
-    assert dense["mae"] > 0
+    assert tr.train_dense_reference().test_metrics["mae"] > 0
     with pytest.raises(ValueError, match="covers 10 sensors"):
         tr.finetune(SensorMask.from_indices([0, 1], 10))
 
@@ -273,12 +272,11 @@ def test_iterative_search_with_sample_pruning_performs_every_round(tiny):
     assert search[1]["samples"] < search[0]["samples"]      # ST-Prune did skip windows in epoch 1
 
 
-def test_dense_metrics_honours_the_split(tiny):
+def test_the_dense_reference_is_trained_once_and_reports_both_splits(tiny):
     tr = DynSTTrainer(factory(24), tiny, quick_cfg(finetune_epochs=1))
-    val, test = tr.dense_metrics("val"), tr.dense_metrics("test")
-    assert val["mae"] != test["mae"]
-    with pytest.raises(ValueError, match="`split`"):
-        tr.dense_metrics("train")
+    res = tr.train_dense_reference()
+    assert res.mask.num_kept == 24 and res.model.keep.numel() == 24       # every sensor
+    assert res.val_metrics["mae"] != res.test_metrics["mae"]
 
 
 @pytest.mark.parametrize("kw, msg", [

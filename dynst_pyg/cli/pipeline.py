@@ -93,7 +93,7 @@ def _run(spec: RunSpec, out: Path, dense_reference: bool, progress: bool, restar
     rows = [{"model": f"{spec.selector} (K={mask.num_kept})", **_pick(result.test_metrics)}]
     dense = None
     if dense_reference:
-        dense = trainer.dense_metrics()  # reuses the run's dense warm-up; not checkpointed
+        dense = trainer.train_dense_reference().test_metrics  # from the run's dense warm-up; not checkpointed
         rows.append({"model": f"dense (N={N})", **_pick(dense)})
     # for target="kept" the reference forecasters are scored on the kept sensors only, like the pruned model
     horizons = horizons_for(splits.t_out)

@@ -206,13 +206,6 @@ class DynSTTrainer:
         everything = SensorMask.from_bool(torch.ones(self.N, dtype=torch.bool), method="dense")
         return self.finetune(everything, start="dense", checkpoint=False)
 
-    def dense_metrics(self, split: str = "test") -> dict:
-        """Metrics on ``split`` (``"val"`` or ``"test"``) of :meth:`train_dense_reference` (it trains)."""
-        if split not in ("val", "test"):
-            raise ValueError(f"`split` must be 'val' or 'test', got {split!r}")
-        res = self.train_dense_reference()
-        return res.val_metrics if split == "val" else res.test_metrics
-
     # ------------------------------------------------------------------ evaluation
     def evaluate_full(self, model: ServedModel, windows: WindowDataset, index: Optional[Tensor] = None) -> dict:
         """Metrics of the zero-masked full-network model (used during warm-up and search only)."""
