@@ -291,7 +291,10 @@ def plot(cells: list[dict], dense: dict, path: Path) -> None:
             ax.axhline(statistics.mean(dm), color="k", ls="--", label="dense")
         ax.set_xlabel("sparsity (fraction of sensors removed)")
         ax.set_ylabel("test MAE, all sensors")
-        ax.set_title(f"{DATA_NAMES.get(ds, ds)}, {bb}: mean ± std over seeds")
+        counts = {sp: max(len(pts[sp]) for pts in curves.values() if sp in pts)
+                  for sp in sorted({sp for pts in curves.values() for sp in pts})}
+        ax.set_title(f"{DATA_NAMES.get(ds, ds)}, {bb}: mean ± std over seeds\n(seeds per sparsity: "
+                     + ", ".join(f"{sp:g}: {n}" for sp, n in counts.items()) + ")", fontsize=9)
         ax.legend(fontsize=7)
         fig.tight_layout()
         out = path.parent / f"selection_study_{ds}_{bb}.png"  # benchmarks/results/
