@@ -341,7 +341,7 @@ def _load_pems_h5(name: str, h5: str, pkl: str, loc: str, loc_header: bool, root
     loc_ids, pos = _read_locations(loc_p, header=loc_header)
     _check_ids(adj_ids, loc_ids, str(loc_p))
     ei, ew = dense_to_edges(adj, "adj_mx")
-    return SpatioTemporalDataset(torch.from_numpy(values).float(), ei, ew, pos=pos, sensor_id=ids,
+    return SpatioTemporalDataset(torch.tensor(values, dtype=torch.float32), ei, ew, pos=pos, sensor_id=ids,
                                  interval_minutes=interval, start=start, null_value=0.0, name=name,
                                  feature_names=["speed"], meta={"source": "DCRNN"})
 
