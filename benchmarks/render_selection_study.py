@@ -174,36 +174,55 @@ def dense_table(dense: dict) -> str:
 
 
 def sweep_table(sweep: list[dict], cells: list[dict], choice_path: Optional[Path]) -> str:
-    """Validation MAE of every DynST configuration on the sweep's seeds (the sweep's own validation-only
-    cells plus the DynST cells of the grid on those seeds); writes the choice to ``choice_path``."""
+    """Validation MAE of every DynST configuration on its group's sweep seeds (the sweep's own
+    validation-only cells plus the grid's DynST cells on those seeds); writes the choice to ``choice_path``.
+
+    A group is (dataset, backbone, target, sparsity). A configuration is compared with the default
+    **paired on the seeds both ran** (configurations may have different seeds), and replaces the default
+    only when it is lower there; among several, the largest paired improvement wins."""
     sweep = [c for c in sweep if not is_finetune_variant(c)]
-    seeds = {c["config"]["seed"] for c in sweep}
-    by = defaultdict(list)
-    grid = [c for c in cells if is_dynst(c["config"]["selector"]) and not is_finetune_variant(c)
-            and c["config"]["seed"] in seeds]
+    group_seeds = defaultdict(set)
+    for c in sweep:
+        k = c["config"]
+        group_seeds[(k["dataset"], k["backbone"], k["target"], k["sparsity"])].add(k["seed"])
+    by: dict = defaultdict(dict)
+    grid = [c for c in cells if is_dynst(c["config"]["selector"]) and not is_finetune_variant(c)]
     for c in sweep + grid:
         k = c["config"]
-        by[(k["dataset"], k["backbone"], k["target"], k["sparsity"], k["selector"])].append(c)
-    rows = ["| dataset | backbone | target | sparsity | DynST configuration | val MAE | seeds | chosen |",
-            "|---|---|---|---|---|---|---|---|"]
+        g = (k["dataset"], k["backbone"], k["target"], k["sparsity"])
+        if k["seed"] in group_seeds[g]:
+            by[g + (k["selector"],)][k["seed"]] = c["val"]["mae"]
+    paired: dict = {}   # (group + selector) -> (mean difference to the default, common seeds)
     best = {}
-    # the default first, so that a tie on validation keeps the default
-    for k, cs in sorted(by.items(), key=lambda kv: kv[0][4] != DEFAULT_DYNST):
-        g = k[:4]
-        m = statistics.mean(c["val"]["mae"] for c in cs)
-        if g not in best or m < best[g][0] - 1e-6:
-            best[g] = (m, k[4])
+    for k, vals in by.items():
+        g, d = k[:4], by.get(k[:4] + (DEFAULT_DYNST,), {})
+        common = sorted(set(vals) & set(d))
+        if k[4] != DEFAULT_DYNST and common:
+            paired[k] = (statistics.mean(vals[s] - d[s] for s in common), common)
+    for g in {k[:4] for k in by}:
+        if g + (DEFAULT_DYNST,) in by:
+            wins = {k[4]: paired[k][0] for k in paired if k[:4] == g and paired[k][0] < -1e-6}
+            best[g] = min(wins, key=lambda n: (wins[n], n)) if wins else DEFAULT_DYNST
+        else:   # no default in the group: the lowest mean
+            best[g] = min((k[4] for k in by if k[:4] == g), key=lambda n: statistics.mean(by[g + (n,)].values()))
+    rows = ["| dataset | backbone | target | sparsity | DynST configuration | val MAE | seeds | minus the default, same seeds | chosen |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for k in sorted(by):
-        cs = by[k]
+        vals = by[k]
+        diff = (f"{paired[k][0]:+.3f} (seeds {', '.join(map(str, paired[k][1]))})" if k in paired
+                else "— (the default)" if k[4] == DEFAULT_DYNST else "—")
         rows.append(f"| {DATA_NAMES.get(k[0], k[0])} | {k[1]} | {k[2]} | {k[3]:g} | {k[4]} | "
-                    f"{ms([c['val']['mae'] for c in cs])} | {len(cs)} | {'**yes**' if best[k[:4]][1] == k[4] else ''} |")
+                    f"{ms(list(vals.values()))} | {len(vals)} | {diff} | {'**yes**' if best[k[:4]] == k[4] else ''} |")
     if choice_path is not None and best:
-        choice = [{"dataset": g[0], "backbone": g[1], "target": g[2], "sparsity": g[3], "chosen": sel,
-                   "val_mae": m, "seeds": sorted(seeds),
-                   "candidates": {k[4]: statistics.mean(c["val"]["mae"] for c in cs) for k, cs in by.items()
-                                  if k[:4] == g}} for g, (m, sel) in sorted(best.items())]
-        choice_path.write_text(json.dumps({"chosen_by": "mean validation MAE over the seeds (test not read)",
-                                           "choices": choice}, indent=1))
+        choice = []
+        for g, sel in sorted(best.items()):
+            cands = {k[4]: {"val_mae": statistics.mean(v.values()), "seeds": sorted(v),
+                            **({"minus_default": paired[k][0], "paired_seeds": paired[k][1]} if k in paired else {})}
+                     for k, v in by.items() if k[:4] == g}
+            choice.append({"dataset": g[0], "backbone": g[1], "target": g[2], "sparsity": g[3], "chosen": sel,
+                           "val_mae": cands[sel]["val_mae"], "seeds": sorted(group_seeds[g]), "candidates": cands})
+        choice_path.write_text(json.dumps({"chosen_by": "validation MAE paired by seed with the default's "
+                                           "(test not read)", "choices": choice}, indent=1))
     return "\n".join(rows)
 
 
@@ -225,17 +244,17 @@ def finetune_lr_table(sweep: list[dict], cells: list[dict]) -> str:
     runs = [c for c in sweep if is_finetune_variant(c)]
     if not runs:
         return "(not run)"
-    seeds = {c["config"]["seed"] for c in runs}
     by = defaultdict(list)
+    seeds = defaultdict(set)   # per (dataset, backbone, target, sparsity, selector): the variants' seeds
     for c in runs:
         k = c["config"]
-        by[(k["dataset"], k["backbone"], k["target"], k["sparsity"], base_name(k["selector"]),
-            finetune_label(k))].append(c)
-    groups = {k[:5] for k in by}
+        g = (k["dataset"], k["backbone"], k["target"], k["sparsity"], base_name(k["selector"]))
+        by[(*g, finetune_label(k))].append(c)
+        seeds[g].add(k["seed"])
     for c in cells:
         k = c["config"]
         g = (k["dataset"], k["backbone"], k["target"], k["sparsity"], k["selector"])
-        if g in groups and k["seed"] in seeds:
+        if g in seeds and k["seed"] in seeds[g]:
             by[(*g, finetune_label(k) + " (the grid's)")].append(c)
     rows = ["| dataset | backbone | target | sparsity | selector | fine-tune | val MAE | fine-tune epochs | seeds |",
             "|---|---|---|---|---|---|---|---|---|"]

@@ -75,6 +75,12 @@ def test_the_finetune_lr_table_sets_the_sweep_beside_the_grids_default_rate(rend
     # and the DynST weight-sweep table does not list the learning-rate cells
     assert "ftlr" not in render.sweep_table(sweep, grid, None)
     assert render.finetune_lr_table([], grid) == "(not run)"
+    # a Graph WaveNet variant run on seed 0 only is set beside the grid's Graph WaveNet seed 0 only,
+    # although the STID variants ran seeds 0-2 and the grid has Graph WaveNet seed 1
+    gw = [cell(f"{dyn}-ftlr0.0002", 0, 9.0, [0], val=3.5, finetune_lr=2e-4, backbone="gwnet")]
+    grid.append(cell(dyn, 1, 9.0, [0], val=60.0, backbone="gwnet"))
+    rows = [r for r in render.finetune_lr_table(sweep + gw, grid).splitlines() if "| gwnet |" in r]
+    assert "| lr 0.002 (the grid's) | 50.000 ± 0.000 | 6.0 | 1 |" in rows[0]
 
 
 def sp_cell(policy, seed, reach_cpu, sampler=None):
@@ -150,3 +156,24 @@ def test_the_intro_sentences_quote_each_other_headline_under_its_chosen_protocol
     assert "-0.300 MAE [95 % CI -0.400, -0.200] from qr: ahead of it" in text
     assert "Los-loop with Graph WaveNet (2 seeds, plain fine-tune)" in text and "behind it" in text
     assert text.count("On ") == 2
+
+
+def test_the_weight_sweep_compares_each_configuration_with_the_default_on_the_seeds_both_ran(render, tmp_path):
+    import json
+
+    dyn = "dynst-iterative-rw1-gw0.1-mw0.8-se3"
+    rw0 = "dynst-iterative-rw0-gw0.1-mw0.8-se3"
+    # the default on seeds 0-1 (one easy, one hard seed), rw0 on the easy seed only: rw0's mean (1.2) is
+    # below the default's (1.5), but on the one seed both ran it is worse (1.2 against 1.0)
+    grid = [cell(dyn, 0, 9.0, [0], val=1.0), cell(dyn, 1, 9.0, [0], val=2.0)]
+    sweep = [cell(rw0, 0, 9.0, [1], val=1.2), cell(dyn, 1, 9.0, [0], val=2.0)]
+    path = tmp_path / "choice.json"
+    table = render.sweep_table(sweep, grid, path)
+    choice = json.loads(path.read_text())["choices"]
+    assert [c["chosen"] for c in choice] == [dyn]
+    assert choice[0]["candidates"][rw0]["minus_default"] == pytest.approx(0.2)
+    assert "+0.200 (seeds 0)" in table
+    # better on the seed both ran: now it is chosen
+    sweep[0] = cell(rw0, 0, 9.0, [1], val=0.9)
+    render.sweep_table(sweep, grid, path)
+    assert json.loads(path.read_text())["choices"][0]["chosen"] == rw0
