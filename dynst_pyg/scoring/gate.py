@@ -29,12 +29,14 @@ tell "redundant" from "needed". The marginal value can, because the model is tra
 random sensor dropout and learns to reconstruct a missing sensor from the rest.
 
 * **reconstruction value** (``target="all"``, set by the trainer for the current active
-  set with :func:`~dynst_pyg.placement.elimination_order`): how late a sensor leaves a backward elimination
-  that repeatedly drops the active sensor whose removal least increases the ridge
-  reconstruction error of *all* sensors' (normalised training) series from the active
-  ones. The lift head of the served model reconstructs the pruned sensors with exactly
-  that regression, so this term scores a sensor by what the served model loses without
-  it; the elimination (not one-shot values) keeps one of two near-duplicates.
+  set with :class:`~dynst_pyg.scoring.ReconstructionValue`): how late a sensor leaves a
+  backward elimination that repeatedly drops the active sensor whose removal least increases
+  the ridge error of predicting *all* sensors' (centred training) readings at the steps ahead
+  of ``DynSTConfig.recon_horizons`` (default 1, 3, 6, 12) from the active ones' current readings. It depends on the training series
+  only, not on the model. It is not the regression of the served model's lift head
+  (:meth:`~dynst_pyg.models.LiftHead.fit_ridge` fits each pruned sensor on the kept ones at
+  the same step), so it ranks sensors by a proxy of what the served model loses; the
+  elimination (not one-shot values) keeps one of two near-duplicates.
 
 :meth:`SensorGate.importance` combines the normalised saliency, gate magnitude and (when
 recorded) marginal value and reconstruction value with configurable weights.
