@@ -31,9 +31,10 @@ random sensor dropout and learns to reconstruct a missing sensor from the rest.
 * **reconstruction value** (``target="all"``, set by the trainer for the current active
   set with :class:`~dynst_pyg.scoring.ReconstructionValue`): how late a sensor leaves a
   backward elimination that repeatedly drops the active sensor whose removal least increases
-  the ridge error of predicting *all* sensors' (centred training) readings at the steps ahead
-  of ``DynSTConfig.recon_horizons`` (default 1, 3, 6, 12) from the active ones' current readings. It depends on the training series
-  only, not on the model. It is not the regression of the served model's lift head
+  the ridge error of predicting *all* sensors' (centred training) readings at the steps
+  ahead of ``DynSTConfig.recon_horizons`` (default 1, 3, 6, 12) from the active ones' current
+  readings. It depends on the training series only, not on the model. It is not the
+  regression of the served model's lift head
   (:meth:`~dynst_pyg.models.LiftHead.fit_ridge` fits each pruned sensor on the kept ones at
   the same step), so it ranks sensors by a proxy of what the served model loses; the
   elimination (not one-shot values) keeps one of two near-duplicates.
