@@ -16,7 +16,7 @@ the training layer (which pulls in the model zoo) on first use.
 from ._version import __version__
 from .data import SpatioTemporalDataset, prepare
 from .datasets import load_dataset, load_los_loop, synthetic_road_network
-from .graph import induced_subgraph, khop_reconnect, kron_reduction, lift, select
+from .graph import induced_subgraph, khop_reconnect, kron_reduction, scatter_kept, select
 from .metrics import forecast_metrics, masked_mae, masked_mape, masked_rmse
 from .placement import make_selector, select_sensors
 from .sampling import FullData, InfoBatch, RandomPrune, STPrune, iter_batches, make_sampler
@@ -29,7 +29,7 @@ _LAZY = {"DynSTTrainer": "training", "DynSTConfig": "training", "DynSTResult": "
 __all__ = [
     "__version__",
     "SensorMask", "SelectionConstraints", "constrained_top_k", "DynSTMask", "induced_subgraph", "khop_reconnect",
-    "kron_reduction", "lift", "select",
+    "kron_reduction", "scatter_kept", "select",
     "SensorGate", "OneShot", "Iterative", "DropRegrow", "make_schedule", "make_selector", "select_sensors",
     "STPrune", "InfoBatch", "RandomPrune", "FullData", "iter_batches", "make_sampler",
     "masked_mae", "masked_rmse", "masked_mape", "forecast_metrics",

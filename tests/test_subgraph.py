@@ -1,4 +1,4 @@
-"""Tests for dynst_pyg.graph: induced subgraph, k-hop and Kron reconnection, select/lift."""
+"""Tests for dynst_pyg.graph: induced subgraph, k-hop and Kron reconnection, select/scatter_kept."""
 from __future__ import annotations
 
 import pickle
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dynst_pyg.graph.reconnect as reconnect_mod
-from dynst_pyg.graph import induced_subgraph, khop_reconnect, kron_reduction, lift, select
+from dynst_pyg.graph import induced_subgraph, khop_reconnect, kron_reduction, scatter_kept, select
 from dynst_pyg.selection.mask import SensorMask
 
 
@@ -368,7 +368,7 @@ def test_masking_twice_equals_composed_mask(n, data):
         assert orig[(int(n_id[u]), int(n_id[v]))] == x
 
 
-# --------------------------------------------------------------------------- select / lift
+# --------------------------------------------------------------------------- select / scatter_kept
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 12), st.integers(1, 4), st.data())
 def test_lift_select_roundtrip(n, b, data):
@@ -378,15 +378,15 @@ def test_lift_select_roundtrip(n, b, data):
     x = torch.randn(b, 5, n, 2)
     xs = select(x, mask)
     assert xs.shape == (b, 5, mask.num_kept, 2)
-    y = lift(xs, mask, fill=fill)
+    y = scatter_kept(xs, mask, fill=fill)
     km = mask.bool_mask
     assert torch.equal(y[:, :, km], x[:, :, km])
     assert bool((y[:, :, ~km] == torch.tensor(fill, dtype=x.dtype)).all())
     # index and boolean forms agree; other node axes work
     assert torch.equal(select(x, mask.keep), xs) and torch.equal(select(x, km), xs)
-    assert torch.equal(lift(xs, mask.keep, n, fill=fill), y)
+    assert torch.equal(scatter_kept(xs, mask.keep, n, fill=fill), y)
     x0 = torch.randn(n, 3)
-    assert torch.equal(lift(select(x0, mask, dim=0), mask, dim=0)[km], x0[km])
+    assert torch.equal(scatter_kept(select(x0, mask, dim=0), mask, dim=0)[km], x0[km])
 
 
 def test_select_lift_errors_and_no_mutation():
@@ -400,11 +400,11 @@ def test_select_lift_errors_and_no_mutation():
     with pytest.raises(ValueError, match="'subset' holds index 7"):
         select(x, torch.tensor([7]))
     with pytest.raises(ValueError, match="'y_kept' has 3 entries"):
-        lift(torch.randn(2, 3, 1), m, dim=1)
+        scatter_kept(torch.randn(2, 3, 1), m, dim=1)
     with pytest.raises(ValueError, match="'num_nodes' is required"):
-        lift(torch.randn(2, 1), torch.tensor([0, 1]))
+        scatter_kept(torch.randn(2, 1), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="duplicate"):
-        lift(torch.randn(2, 1), torch.tensor([1, 1]), 4)
+        scatter_kept(torch.randn(2, 1), torch.tensor([1, 1]), 4)
     with pytest.raises(TypeError, match="'x'"):
         select([1, 2], m)
     assert torch.equal(x, x_before)

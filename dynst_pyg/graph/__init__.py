@@ -2,14 +2,14 @@
 
 from .clusters import graph_clusters
 from .reconnect import khop_reconnect, kron_reduction
-from .subgraph import RECONNECT_MODES, induced_subgraph, lift, select
+from .subgraph import RECONNECT_MODES, induced_subgraph, scatter_kept, select
 
 __all__ = [
     "induced_subgraph",
     "kron_reduction",
     "khop_reconnect",
     "select",
-    "lift",
+    "scatter_kept",
     "RECONNECT_MODES",
     "graph_clusters",
 ]

@@ -4,7 +4,7 @@ r"""Node-subset operators on tensors and graphs: the induced subgraph, and takin
   ``0..K-1``, optionally *reconnecting* kept nodes that were linked only through
   pruned nodes (``reconnect="none" | "khop" | "kron"``, see
   :mod:`~dynst_pyg.graph.reconnect`).
-* :func:`select` / :func:`lift`: take the kept nodes out of a batched tensor and
+* :func:`select` / :func:`scatter_kept`: take the kept nodes out of a batched tensor and
   write results on the kept nodes back into a tensor over all ``N`` nodes.
 
 The graph functions follow :func:`torch_geometric.utils.subgraph`: the kept set
@@ -28,7 +28,7 @@ from ..selection.mask import SensorMask
 from ._subset import KeepLike, _check_nonneg_weights, _resolve_keep
 from .reconnect import khop_reconnect, kron_reduction
 
-__all__ = ["induced_subgraph", "select", "lift", "RECONNECT_MODES"]
+__all__ = ["induced_subgraph", "select", "scatter_kept", "RECONNECT_MODES"]
 
 #: Valid values of the ``reconnect`` argument.
 RECONNECT_MODES = ("none", "khop", "kron")
@@ -57,12 +57,12 @@ def select(x: Tensor, subset: KeepLike, dim: int = -2) -> Tensor:
     return x.index_select(dim, idx.to(x.device))
 
 
-def lift(y_kept: Tensor, subset: KeepLike, num_nodes: Optional[int] = None, dim: int = -2,
+def scatter_kept(y_kept: Tensor, subset: KeepLike, num_nodes: Optional[int] = None, dim: int = -2,
          fill: float = 0.0) -> Tensor:
     r"""Writes values on the kept nodes back into a tensor over all ``N`` nodes.
 
     Entry ``i`` of :obj:`y_kept` along :obj:`dim` goes to node ``subset[i]``; all other
-    nodes hold :obj:`fill`. ``lift(select(x, subset), subset, N)`` equals :obj:`x` on kept
+    nodes hold :obj:`fill`. ``scatter_kept(select(x, subset), subset, N)`` equals :obj:`x` on kept
     nodes and :obj:`fill` elsewhere.
 
     Args:
