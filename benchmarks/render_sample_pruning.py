@@ -231,8 +231,11 @@ def verdict(key: str, g: Dict[str, Any]) -> str:
         b = g["policies"][p]
         c = v["ttt_cpu"]
         if c["paired_diff"] is None:
-            vs.append(f"{NAMES[p]}: no seed where both reached the target ({b['reached']}/{len(b['seeds'])} for "
-                      f"{NAMES[p]})")
+            n = len(b["seeds"])
+            behind = (f"; ST-Prune is **behind** it: {NAMES[p]} reached the target on {b['reached']}/{n} seeds, "
+                      f"ST-Prune on none" if b["reached"] and not g["policies"]["stprune"]["reached"] else "")
+            vs.append(f"{NAMES[p]}: no seed where both reached the target ({b['reached']}/{n} for "
+                      f"{NAMES[p]}{behind})")
             continue
         ci = c["ci95"]
         word = ("sooner beyond the spread" if c["stprune_sooner_beyond_spread"] else

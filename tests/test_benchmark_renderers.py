@@ -177,3 +177,17 @@ def test_the_weight_sweep_compares_each_configuration_with_the_default_on_the_se
     sweep[0] = cell(rw0, 0, 9.0, [1], val=0.9)
     render.sweep_table(sweep, grid, path)
     assert json.loads(path.read_text())["choices"][0]["chosen"] == rw0
+
+
+def test_a_baseline_that_reaches_the_target_where_st_prune_never_does_is_named_ahead():
+    sp = load("render_sample_pruning")
+    never = {"ttt_cpu": {"paired_diff": None}}
+    g = {"all_beat_references": True, "stprune_minus_baseline": {"random": never, "equal": never},
+         "policies": {"stprune": {"seeds": [0, 1, 2], "reached": 0, "ttt_cpu_ratio": None},
+                      "random": {"seeds": [0, 1, 2], "reached": 3}, "equal": {"seeds": [0, 1, 2], "reached": 0}}}
+    text = sp.verdict("synthetic/gwnet", g)
+    assert "ST-Prune is **behind** it: random reached the target on 3/3 seeds, ST-Prune on none" in text
+    assert text.count("behind") == 1                     # equal steps never reached it either: no ranking
+    g["policies"]["stprune"]["reached"] = 1              # reached once (elsewhere): no such claim
+    assert "behind" not in sp.verdict("synthetic/gwnet", dict(g, policies={**g["policies"], "stprune": {
+        **g["policies"]["stprune"], "ttt_cpu_ratio": None}}))
