@@ -13,7 +13,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["ConstraintArrays", "frozen_copy"]
+__all__ = ["ConstraintArrays"]
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,3 @@ class ConstraintArrays:
             extra = int(cand[np.argmin(costs[cand])])
         return d, picks, extra
 
-
-def frozen_copy(a: Optional[np.ndarray]) -> Optional[np.ndarray]:
-    """A read-only copy of ``a`` (:obj:`None` stays :obj:`None`)."""
-    if a is None:
-        return None
-    a = a.copy()
-    a.setflags(write=False)
-    return a

@@ -33,7 +33,7 @@ from torch import Tensor
 from .._checks import check_positive_int
 from ._args import (COST_RTOL, BoolLike, bool_array, fits, fmt_cost, index_list, read_costs, read_minima,
                     read_regions, selection_length)
-from .constraint_arrays import ConstraintArrays, frozen_copy
+from .constraint_arrays import ConstraintArrays
 from .constraints_csv import read_constraint_files
 
 __all__ = ["SelectionConstraints", "CONSTRAINTS_FORMAT_VERSION", "COST_RTOL"]
@@ -275,14 +275,14 @@ class SelectionConstraints:
 
     def arrays(self, num_nodes: int) -> ConstraintArrays:
         """These constraints as read-only arrays for a network of :obj:`num_nodes` sensors (checked
-        first, see :meth:`check`)."""
+        first, see :meth:`check`); the arrays are the constraints' own, which are read-only already."""
         self.check(num_nodes)
         n = int(num_nodes)
         prot = np.zeros(n, dtype=bool)
         prot[list(self._protected)] = True
         prot.setflags(write=False)
-        return ConstraintArrays(costs=frozen_copy(self._costs), budget=self._budget, codes=frozen_copy(self._codes),
-                                minima=frozen_copy(self._minima), labels=tuple(self._labels), protected=prot)
+        return ConstraintArrays(costs=self._costs, budget=self._budget, codes=self._codes, minima=self._minima,
+                                labels=tuple(self._labels), protected=prot)
 
     def cheapest_selection(self, candidates: Optional[BoolLike] = None, num_nodes: Optional[int] = None) -> Tensor:
         """The cheapest selection meeting the protected sensors and the region minima.

@@ -108,8 +108,6 @@ class GreedySelection:
         self._k = n if k is None else min(int(k), n)
         self._costs = a.costs if a.costs is not None else np.zeros(n)
         self._budget = a.budget if a.budget is not None else math.inf
-        self._codes = a.codes
-        self._labels = a.labels
         self._arrays = a
         kept = a.protected.copy()
         n_prot = int(kept.sum())
@@ -125,7 +123,7 @@ class GreedySelection:
         cheapest completion, and whether the selection is still empty with nothing else required
         (then one sensor, any, is missing)."""
         d, picks, extra = self._arrays.completion(self._kept, self._pool, self._costs)
-        tau = np.zeros(0) if self._codes is None else np.full(len(self._labels), math.inf)
+        tau = np.zeros(0) if self._arrays.codes is None else np.full(len(self._arrays.labels), math.inf)
         total = 0.0
         for j, idx in picks:
             total += float(self._costs[idx].sum())
@@ -186,9 +184,10 @@ class GreedySelection:
             if empty:  # any sensor fills the one place that must be filled
                 fills = np.ones(self._n, dtype=bool)
                 increase = np.maximum(self._costs - completion, 0.0)
-            elif self._codes is not None and d.any():
-                fills = d[self._codes] > 0
-                increase = np.where(fills, np.maximum(self._costs - tau[self._codes], 0.0), self._costs)
+            elif self._arrays.codes is not None and d.any():
+                codes = self._arrays.codes
+                fills = d[codes] > 0
+                increase = np.where(fills, np.maximum(self._costs - tau[codes], 0.0), self._costs)
             else:
                 fills = np.zeros(self._n, dtype=bool)
                 increase = self._costs
@@ -302,7 +301,8 @@ def constrained_top_k(
     use_ratio = rule == "ratio" or (rule == "auto" and constraints.cost_budget is not None)
     if use_ratio:
         v = s - min(0.0, float(s.min()))
-        costs = constraints.costs.numpy() if constraints.costs is not None else np.ones(n)
+        c_costs = constraints.costs  # a copy per read
+        costs = c_costs.numpy() if c_costs is not None else np.ones(n)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(costs > 0, v / np.where(costs > 0, costs, 1.0), math.inf)
         by_ratio = np.lexsort((np.arange(n), -s, -ratio))
