@@ -233,7 +233,7 @@ def verdict(key: str, g: Dict[str, Any]) -> str:
         if c["paired_diff"] is None:
             n = len(b["seeds"])
             behind = (f"; ST-Prune is **behind** it: {NAMES[p]} reached the target on {b['reached']}/{n} seeds, "
-                      f"ST-Prune on none" if b["reached"] and not g["policies"]["stprune"]["reached"] else "")
+                      f"ST-Prune on none" if b["reached"] and not sp["reached"] else "")
             vs.append(f"{NAMES[p]}: no seed where both reached the target ({b['reached']}/{n} for "
                       f"{NAMES[p]}{behind})")
             continue

@@ -26,6 +26,12 @@ KEYS = ["mae", *(f"mae_h{h}" for h in HORIZONS)]
 #: the DynST configuration of DynSTConfig's defaults, as selection_study.py names it
 DEFAULT_DYNST = "dynst-iterative-rw1-gw0.1-mw0.8-se3"
 DATA_NAMES = {"los-loop": "Los-loop", "aarhus": "Aarhus"}
+BACKBONE_NAMES = {"stid": "STID", "gwnet": "Graph WaveNet"}
+
+
+def separation(s: dict) -> str:
+    """DynST against the best baseline by the 95 % interval of a summary: ahead of / behind / not separable from."""
+    return "ahead of" if s["hi"] < 0 else "behind" if s["lo"] > 0 else "not separable from"
 
 
 def load(folder: Path) -> list[dict]:
@@ -152,7 +158,7 @@ def grid_table(key: tuple, sels: dict, dense: dict) -> tuple[str, Optional[dict]
         rows.append(f"\nPaired by seed, {dn} minus the best baseline ({best}): {summary['diff']:+.3f} MAE, "
                     f"95 % bootstrap interval [{lo:+.3f}, {hi:+.3f}] over {len(common)} seeds; "
                     f"{dn} vs the dense model {summary['vs_dense']:+.1f} ± {summary['vs_dense_sd']:.1f} %.")
-    title = (f"**{DATA_NAMES.get(ds, ds)}, {bb.upper() if bb == 'stid' else 'Graph WaveNet'}, sparsity {sp:g}, "
+    title = (f"**{DATA_NAMES.get(ds, ds)}, {BACKBONE_NAMES.get(bb, bb)}, sparsity {sp:g}, "
              f"target=\"{tgt}\"{', fine-tune: ' + var if var else ''}** (test MAE, mean ± std over seeds {', '.join(map(str, seeds_all))})\n\n")
     return title + "\n".join(rows), summary
 
@@ -195,7 +201,7 @@ def sweep_table(sweep: list[dict], cells: list[dict], choice_path: Optional[Path
     paired: dict = {}   # (group + selector) -> (mean difference to the default, common seeds)
     best = {}
     for k, vals in by.items():
-        g, d = k[:4], by.get(k[:4] + (DEFAULT_DYNST,), {})
+        d = by.get(k[:4] + (DEFAULT_DYNST,), {})
         common = sorted(set(vals) & set(d))
         if k[4] != DEFAULT_DYNST and common:
             paired[k] = (statistics.mean(vals[s] - d[s] for s in common), common)
@@ -339,7 +345,7 @@ def headline(summaries: dict, dense: dict, chosen: Optional[dict] = None) -> str
         protocol = (var or "the grid's") + (" (chosen on validation)" if chosen.get(key[:4]) == var and
                                              len([k for k in summaries if k[:4] == key[:4]]) > 1 else "")
         verdict_dense = "within" if s["vs_dense"] <= 5.0 else "not within"
-        verdict_base = ("ahead of" if s["hi"] < 0 else "behind" if s["lo"] > 0 else "not separable from")
+        verdict_base = separation(s)
         dyn = s["dynst"] + (f" (= {', '.join(s['same_mask'])}: same sensors every seed)" if s.get("same_mask") else "")
         lines.append(f"| {DATA_NAMES.get(ds, ds)} | {bb} | {sp:g} | {tgt} | {protocol} | {dyn} | "
                      f"{s['vs_dense']:+.1f} ± {s['vs_dense_sd']:.1f} % ({verdict_dense} 5 %) | {s['best_baseline']} | "
@@ -388,14 +394,12 @@ def other_statements(summaries: dict, chosen: dict) -> str:
         if s is None or (ds, bb) == ("los-loop", "stid") or (sp, tgt) != (0.5, "all") \
                 or chosen.get(key[:4], "") != var:
             continue
-        verdict = ("ahead of" if s["hi"] < 0 else "behind" if s["lo"] > 0 else "not separable from")
         how = f", {var}, chosen on validation" if var else ", plain fine-tune"
-        model = "STID" if bb == "stid" else "Graph WaveNet"
         same = f" (the sensors of {', '.join(s['same_mask'])} on every seed)" if s.get("same_mask") else ""
-        out.append(f"On {DATA_NAMES.get(ds, ds)} with {model} ({s['seeds']} seeds{how}) DynST's default{same} is "
+        out.append(f"On {DATA_NAMES.get(ds, ds)} with {BACKBONE_NAMES.get(bb, bb)} ({s['seeds']} seeds{how}) DynST's default{same} is "
                    f"{s['vs_dense']:+.1f} ± {s['vs_dense_sd']:.1f} % in MAE from the converged dense model and "
                    f"{s['diff']:+.3f} MAE [95 % CI {s['lo']:+.3f}, {s['hi']:+.3f}] from {s['best_baseline']}: "
-                   f"{verdict} it.")
+                   f"{separation(s)} it.")
     return " ".join(out) or "(no other data set or backbone has headline cells yet)"
 
 
